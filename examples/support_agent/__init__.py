@@ -1,0 +1,1 @@
+"""Customer-support agent example: tools, token streaming and human approval."""

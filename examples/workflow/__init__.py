@@ -1,0 +1,1 @@
+"""Document-processing workflow example: a subgraph and custom progress events."""

@@ -1,0 +1,1 @@
+"""The broker port (wake-ups, cancel signals, run event streams) and its adapters."""

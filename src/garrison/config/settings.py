@@ -1,0 +1,228 @@
+"""Typed, grouped settings.
+
+Each subsystem has its own class and environment prefix (`GARRISON_WORKER_CONCURRENCY`,
+`GARRISON_STREAM_RETENTION_SECONDS`...). Values come from, highest first: explicit overrides
+(CLI flags), the environment, the project file (`garrison.json` keys of the same names), and
+the defaults below.
+"""
+
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Values for one settings group taken from the project file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = values
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
+
+
+class _Group(BaseSettings):
+    """A settings group; `from_sources` layers overrides > env > file > defaults."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def from_sources(cls, file_values: dict[str, Any], overrides: dict[str, Any]) -> Self:
+        file_source = _FileSource(cls, file_values)
+
+        class _Layered(cls):  # type: ignore[valid-type,misc]
+            @classmethod
+            def settings_customise_sources(
+                cls,
+                settings_cls: type[BaseSettings],
+                init_settings: PydanticBaseSettingsSource,
+                env_settings: PydanticBaseSettingsSource,
+                dotenv_settings: PydanticBaseSettingsSource,
+                file_secret_settings: PydanticBaseSettingsSource,
+            ) -> tuple[PydanticBaseSettingsSource, ...]:
+                return (init_settings, env_settings, file_source)
+
+        layered = _Layered(**{k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(layered.model_dump())
+
+
+G = TypeVar("G", bound=_Group)
+
+
+class ServerSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="GARRISON_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    cors_allow_origins: list[str] = ["*"]
+    # Addresses of reverse proxies whose X-Forwarded-* headers are believed; none by default.
+    trusted_proxies: list[str] = []
+    production: bool = False
+    log_level: str = "info"
+    # Idle keep-alive connections are closed after this long. It must outlast the idle
+    # timeout of clients and load balancers (httpx: 5 s, cloud balancers: 60 s): when the
+    # server closes first, a request sent at that moment fails with "Server disconnected".
+    keep_alive_seconds: int = Field(default=75, ge=1)
+
+
+class StorageSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="GARRISON_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path(".garrison")
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "garrison.sqlite"
+
+
+class DatabaseSettings(_Group):
+    """PostgreSQL. Without a URL, Garrison runs embedded on SQLite (see StorageSettings)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GARRISON_DATABASE_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GARRISON_DATABASE_URL", "DATABASE_URL", "url"),
+    )
+    # Migrate at start-up (safe concurrently: advisory lock). Turn off where a migration
+    # job owns schema changes (Kubernetes pre-install/pre-upgrade hook).
+    auto_migrate: bool = True
+    pool_min_size: int = Field(default=2, ge=0)
+    pool_max_size: int = Field(default=20, ge=1)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> Self:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("database pool_min_size must not exceed pool_max_size")
+        return self
+
+
+class RedisSettings(_Group):
+    """Redis for wake-ups, cancel signals and event streams; optional even with PostgreSQL."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GARRISON_REDIS_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GARRISON_REDIS_URL", "REDIS_URL", "url")
+    )
+    # Several deployments can share one Redis, each under its own prefix.
+    key_prefix: str = Field(default="garrison", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Calls wait for a free connection beyond this; open streams hold none.
+    max_connections: int = Field(default=32, ge=2, le=10_000)
+
+
+class WorkerSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="GARRISON_WORKER_", extra="ignore", frozen=True)
+
+    enabled: bool = True
+    concurrency: int = Field(default=16, ge=1, le=10_000)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    reaper_seconds: float = Field(default=15.0, gt=0)
+    poll_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    run_timeout_seconds: float = Field(default=86_400.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    max_recursion_limit: int = Field(default=10_000, ge=1)
+    # The small HTTP endpoint of `garrison worker` (liveness, readiness, metrics).
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(default=8080, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Self:
+        # A lease must survive one missed heartbeat, or a busy event loop loses runs.
+        if self.lease_seconds <= 2 * self.heartbeat_seconds:
+            raise ValueError("worker lease_seconds must be more than 2 x heartbeat_seconds")
+        return self
+
+
+class StreamSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="GARRISON_STREAM_", extra="ignore", frozen=True)
+
+    retention_seconds: float = Field(default=600.0, ge=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    max_events_per_run: int = Field(default=100_000, ge=10)
+
+
+class WebhookSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="GARRISON_WEBHOOK_", extra="ignore", frozen=True)
+
+    enabled: bool = True
+    allow_loopback: bool = False
+    allow_private: bool = False
+    require_https: bool = False
+    allowed_domains: list[str] = []
+    allowed_ports: list[int] = []
+    max_url_length: int = 4096
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class CronSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="GARRISON_CRON_", extra="ignore", frozen=True)
+
+    enabled: bool = True
+    tick_seconds: float = Field(default=5.0, gt=0)
+
+
+class Settings:
+    """All settings groups, resolved once at start-up."""
+
+    def __init__(
+        self,
+        *,
+        server: ServerSettings,
+        storage: StorageSettings,
+        database: DatabaseSettings,
+        redis: RedisSettings,
+        worker: WorkerSettings,
+        streams: StreamSettings,
+        webhooks: WebhookSettings,
+        crons: CronSettings,
+    ) -> None:
+        self.server = server
+        self.storage = storage
+        self.database = database
+        self.redis = redis
+        self.worker = worker
+        self.streams = streams
+        self.webhooks = webhooks
+        self.crons = crons
+
+    @classmethod
+    def load(
+        cls,
+        file_values: dict[str, Any] | None = None,
+        overrides: dict[str, dict[str, Any]] | None = None,
+    ) -> "Settings":
+        """Resolve every group. `file_values` maps group name to its garrison.json object."""
+        file_values = file_values or {}
+        overrides = overrides or {}
+
+        def group(name: str, kind: type[G]) -> G:
+            return kind.from_sources(file_values.get(name) or {}, overrides.get(name) or {})
+
+        return cls(
+            server=group("server", ServerSettings),
+            storage=group("storage", StorageSettings),
+            database=group("database", DatabaseSettings),
+            redis=group("redis", RedisSettings),
+            worker=group("worker", WorkerSettings),
+            streams=group("streams", StreamSettings),
+            webhooks=group("webhooks", WebhookSettings),
+            crons=group("crons", CronSettings),
+        )

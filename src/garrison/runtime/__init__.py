@@ -1,0 +1,1 @@
+"""Graph loading, the worker loop and its helpers (leases, reaper, executor)."""

@@ -1,0 +1,1 @@
+"""Use cases behind the API: no SQL, no HTTP types."""

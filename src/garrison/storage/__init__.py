@@ -1,0 +1,1 @@
+"""Storage ports (Protocols) and their adapters. Knows nothing of HTTP or services."""

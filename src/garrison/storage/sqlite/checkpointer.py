@@ -1,0 +1,217 @@
+"""LangGraph's official SQLite checkpointer, run on the shared connection's thread.
+
+The library's own `SqliteSaver` does the work (its SQL, its serialization); this class only
+drives it: every operation runs as one synchronous unit on the connection's thread, under the
+shared lock, in a single hop. (`AsyncSqliteSaver` instead holds its lock across two to five
+event-loop round trips per operation; with HTTP traffic on the same loop each round trip
+queues, and the shared lock became the server's bottleneck.) It also adds the thread
+operations the server needs and the stock saver leaves unimplemented: copy, prune, and
+deleting the checkpoints of given runs.
+"""
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from garrison.storage.sqlite.database import SqliteDatabase
+from garrison.storage.sqlite.rows import placeholders
+
+# LangGraph copies `configurable.run_id` into every checkpoint's metadata (JSON text).
+_RUN_OF_CHECKPOINT = "json_extract(CAST(metadata AS TEXT), '$.run_id')"
+
+
+class GarrisonSqliteSaver(BaseCheckpointSaver[str]):
+    def __init__(self, db: SqliteDatabase, *, serde: SerializerProtocol | None = None) -> None:
+        super().__init__(serde=serde)
+        self._db = db
+        # Only ever called on the connection's thread, through `db.read`.
+        self._saver = SqliteSaver(db.sqlite_connection, serde=self.serde)
+        self._loop = asyncio.get_running_loop()
+
+    async def setup(self) -> None:
+        await self._db.read(lambda _: self._saver.setup())
+
+    # Async API: what graphs use. -------------------------------------------------------
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._db.read(lambda _: self._saver.get_tuple(config))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        tuples = await self._db.read(
+            lambda _: list(self._saver.list(config, filter=filter, before=before, limit=limit))
+        )
+        for item in tuples:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._db.read(
+            lambda _: self._saver.put(config, checkpoint, metadata, new_versions)
+        )
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._db.read(lambda _: self._saver.put_writes(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._db.read(lambda _: self._saver.delete_thread(thread_id))
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return await self._db.read(
+            lambda _: self._saver.get_delta_channel_history(config=config, channels=channels)
+        )
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        return self._saver.get_next_version(current, channel)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        if run_ids:
+            await self._db.transaction(_delete_for_runs, list(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self._db.transaction(_copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        if thread_ids:
+            await self._db.transaction(_prune, list(thread_ids), strategy)
+
+    # Sync API: for graph code on other threads (a sync node reading state). ------------
+    def _on_loop(self, coroutine: Any) -> Any:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            coroutine.close()
+            raise asyncio.InvalidStateError(
+                "Synchronous checkpointer calls are only allowed from other threads; "
+                "use the async API (`aget_state`, `ainvoke`) on the event loop."
+            )
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        result: CheckpointTuple | None = self._on_loop(self.aget_tuple(config))
+        return result
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        tuples: list[CheckpointTuple] = self._on_loop(
+            _collect(self.alist(config, filter=filter, before=before, limit=limit))
+        )
+        return iter(tuples)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        saved: RunnableConfig = self._on_loop(self.aput(config, checkpoint, metadata, new_versions))
+        return saved
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._on_loop(self.aput_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._on_loop(self.adelete_thread(thread_id))
+
+
+async def _collect(items: AsyncIterator[CheckpointTuple]) -> list[CheckpointTuple]:
+    return [item async for item in items]
+
+
+def _delete_orphan_writes(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "DELETE FROM writes WHERE NOT EXISTS (SELECT 1 FROM checkpoints AS c"
+        " WHERE c.thread_id = writes.thread_id AND c.checkpoint_ns = writes.checkpoint_ns"
+        " AND c.checkpoint_id = writes.checkpoint_id)"
+    )
+
+
+def _delete_for_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
+    cur = conn.execute(
+        f"DELETE FROM checkpoints WHERE {_RUN_OF_CHECKPOINT} IN ({placeholders(len(run_ids))})",
+        tuple(run_ids),
+    )
+    if cur.rowcount:
+        _delete_orphan_writes(conn)
+
+
+def _copy_thread(conn: sqlite3.Connection, source: str, target: str) -> None:
+    conn.execute(
+        "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,"
+        " type, checkpoint, metadata) SELECT ?, checkpoint_ns, checkpoint_id,"
+        " parent_checkpoint_id, type, checkpoint, metadata FROM checkpoints WHERE thread_id = ?",
+        (target, source),
+    )
+    conn.execute(
+        "INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx,"
+        " channel, type, value) SELECT ?, checkpoint_ns, checkpoint_id, task_id, task_path, idx,"
+        " channel, type, value FROM writes WHERE thread_id = ?",
+        (target, source),
+    )
+
+
+def _prune(conn: sqlite3.Connection, thread_ids: Sequence[str], strategy: str) -> None:
+    marks = placeholders(len(thread_ids))
+    if strategy == "delete":
+        conn.execute(f"DELETE FROM checkpoints WHERE thread_id IN ({marks})", tuple(thread_ids))
+        conn.execute(f"DELETE FROM writes WHERE thread_id IN ({marks})", tuple(thread_ids))
+        return
+    # keep_latest: the newest checkpoint of each namespace survives (ids sort by time).
+    conn.execute(
+        f"DELETE FROM checkpoints WHERE thread_id IN ({marks}) AND checkpoint_id < ("
+        " SELECT MAX(k.checkpoint_id) FROM checkpoints AS k"
+        " WHERE k.thread_id = checkpoints.thread_id"
+        " AND k.checkpoint_ns = checkpoints.checkpoint_ns)",
+        tuple(thread_ids),
+    )
+    conn.execute(
+        f"UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id IN ({marks})",
+        tuple(thread_ids),
+    )
+    _delete_orphan_writes(conn)
