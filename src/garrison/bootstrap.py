@@ -7,14 +7,23 @@ is set (without it, wake-ups fall back to polling and events do not cross proces
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from garrison.broker.memory import MemoryBroker
 from garrison.broker.ports import Broker
 from garrison.config.project import ProjectConfig
 from garrison.config.settings import Settings
-from garrison.domain.errors import InvalidArgumentError
+from garrison.domain.errors import InvalidArgumentError, UnavailableError
 from garrison.runtime.embeddings import resolve_embeddings
 from garrison.runtime.executor import RunExecutor
 from garrison.runtime.graphs import GraphRegistry
@@ -25,6 +34,8 @@ from garrison.storage.sqlite import SqliteStorage
 from garrison.storage.sqlite.lock import DataDirLock
 
 logger = logging.getLogger("garrison")
+
+T = TypeVar("T")
 
 
 def is_embedded(settings: Settings) -> bool:
@@ -87,11 +98,35 @@ async def migrate_storage(settings: Settings, project: ProjectConfig) -> int:
     from garrison.storage.postgres.migrate import migrate
 
     store_index, _ = store_options(project)
-    return await migrate(
-        url.get_secret_value(),
-        store_index=store_index,
-        connect_timeout_seconds=settings.database.connect_timeout_seconds,
+    return await _once_database_is_up(
+        settings,
+        lambda: migrate(
+            url.get_secret_value(),
+            store_index=store_index,
+            connect_timeout_seconds=settings.database.connect_timeout_seconds,
+        ),
     )
+
+
+async def _once_database_is_up(settings: Settings, start: Callable[[], Awaitable[T]]) -> T:
+    """`start()`, retried with backoff while PostgreSQL is unreachable, for up to
+    `database.startup_wait_seconds`; then its UnavailableError goes to the caller."""
+
+    def waiting(state: RetryCallState) -> None:
+        outcome = state.outcome.exception() if state.outcome else None
+        logger.warning("waiting for the database: %s", outcome)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(UnavailableError),
+        stop=stop_after_delay(settings.database.startup_wait_seconds),
+        wait=wait_exponential(multiplier=0.25, max=5.0),
+        before_sleep=waiting,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await start()
+    raise AssertionError("tenacity either returns or re-raises")
 
 
 async def open_storage(
@@ -113,13 +148,16 @@ async def open_storage(
 
         if settings.database.auto_migrate:
             await migrate_storage(settings, project)
-        storage = await PostgresStorage.open(
-            url.get_secret_value(),
-            pool_min_size=settings.database.pool_min_size,
-            pool_max_size=settings.database.pool_max_size,
-            connect_timeout_seconds=settings.database.connect_timeout_seconds,
-            store_index=store_index,
-            store_ttl=store_ttl,
+        storage = await _once_database_is_up(
+            settings,
+            lambda: PostgresStorage.open(
+                url.get_secret_value(),
+                pool_min_size=settings.database.pool_min_size,
+                pool_max_size=settings.database.pool_max_size,
+                connect_timeout_seconds=settings.database.connect_timeout_seconds,
+                store_index=store_index,
+                store_ttl=store_ttl,
+            ),
         )
     stack.push_async_callback(storage.close)
     return storage

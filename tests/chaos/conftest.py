@@ -249,8 +249,11 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
+SdkFactory = Callable[["Cluster"], LangGraphClient]
+
+
 @pytest.fixture
-async def sdk(request: pytest.FixtureRequest) -> AsyncIterator[Callable[[Cluster], Any]]:
+async def sdk(request: pytest.FixtureRequest) -> AsyncIterator[SdkFactory]:
     """Makes SDK clients for clusters and closes them after the test."""
     made: list[LangGraphClient] = []
 

@@ -19,7 +19,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from tests.chaos.conftest import (
     LEASE_SECONDS,
     POLL_SECONDS,
     Cluster,
+    SdkFactory,
     chaos_cluster,
 )
 from tests.support.postgres_server import PrivatePostgres
@@ -44,7 +45,6 @@ from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.chaos
 
-Sdk = Callable[[Cluster], LangGraphClient]
 
 TERMINAL = frozenset({"success", "error", "timeout", "interrupted"})
 # How long settling may take once a fault is over: generous, because it only bounds a
@@ -159,7 +159,7 @@ async def assert_streams_and_waits_work(client: LangGraphClient) -> None:
 
 # R8: Redis is optional for correctness --------------------------------------------------
 async def test_redis_down_loses_no_run_in_flight_or_created_during_the_outage(
-    tmp_path: Path, private_redis: RedisServer, sdk: Sdk
+    tmp_path: Path, private_redis: RedisServer, sdk: SdkFactory
 ) -> None:
     steps = {"count": 4, "step_seconds": 0.5}
     with chaos_cluster(tmp_path / "c", redis_url=private_redis.url) as cluster:
@@ -189,7 +189,7 @@ async def test_redis_down_loses_no_run_in_flight_or_created_during_the_outage(
 
 
 async def test_redis_down_pickup_latency_is_within_the_poll_interval_plus_1s(
-    tmp_path: Path, private_redis: RedisServer, sdk: Sdk
+    tmp_path: Path, private_redis: RedisServer, sdk: SdkFactory
 ) -> None:
     with chaos_cluster(tmp_path / "c", redis_url=private_redis.url) as cluster:
         client = sdk(cluster)
@@ -211,7 +211,7 @@ async def test_redis_down_pickup_latency_is_within_the_poll_interval_plus_1s(
 
 
 async def test_redis_down_cancel_reaches_the_run_through_the_db_flag(
-    tmp_path: Path, private_redis: RedisServer, sdk: Sdk
+    tmp_path: Path, private_redis: RedisServer, sdk: SdkFactory
 ) -> None:
     with chaos_cluster(tmp_path / "c", redis_url=private_redis.url) as cluster:
         client = sdk(cluster)
@@ -241,7 +241,7 @@ async def test_redis_down_cancel_reaches_the_run_through_the_db_flag(
 
 
 async def test_streams_and_waits_work_again_after_redis_returns(
-    tmp_path: Path, private_redis: RedisServer, sdk: Sdk
+    tmp_path: Path, private_redis: RedisServer, sdk: SdkFactory
 ) -> None:
     with chaos_cluster(tmp_path / "c", redis_url=private_redis.url) as cluster:
         client = sdk(cluster)
@@ -259,7 +259,7 @@ async def test_streams_and_waits_work_again_after_redis_returns(
 
 
 async def test_redis_flushall_loses_no_run_and_new_runs_keep_working(
-    tmp_path: Path, private_redis: RedisServer, sdk: Sdk
+    tmp_path: Path, private_redis: RedisServer, sdk: SdkFactory
 ) -> None:
     with chaos_cluster(tmp_path / "c", redis_url=private_redis.url) as cluster:
         client = sdk(cluster)
@@ -289,7 +289,7 @@ R9_ENV = {"GARRISON_DATABASE_CONNECT_TIMEOUT_SECONDS": str(DB_WAIT_SECONDS)}
 
 
 async def test_postgres_restart_with_100_runs_in_flight_all_succeed_exactly_once(
-    tmp_path: Path, private_postgres: PrivatePostgres, private_redis: RedisServer, sdk: Sdk
+    tmp_path: Path, private_postgres: PrivatePostgres, private_redis: RedisServer, sdk: SdkFactory
 ) -> None:
     with chaos_cluster(
         tmp_path / "c",
@@ -348,7 +348,7 @@ async def assert_unavailable(http: httpx.AsyncClient, cluster: Cluster, thread_i
 
 
 async def test_api_answers_503_while_postgres_is_down_and_recovers_by_itself(
-    tmp_path: Path, private_postgres: PrivatePostgres, private_redis: RedisServer, sdk: Sdk
+    tmp_path: Path, private_postgres: PrivatePostgres, private_redis: RedisServer, sdk: SdkFactory
 ) -> None:
     with chaos_cluster(
         tmp_path / "c",

@@ -33,13 +33,13 @@ from tests.chaos.conftest import (
     POLL_SECONDS,
     REAPER_SECONDS,
     Cluster,
+    SdkFactory,
     chaos_cluster,
 )
 from tests.support.server import GarrisonProcess
 
 pytestmark = pytest.mark.chaos
 
-SdkFactory = Callable[[Cluster], LangGraphClient]
 Entry = dict[str, Any]
 
 # The longest a run of a lost worker waits before it is back in the queue: its lease was
