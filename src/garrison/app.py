@@ -16,6 +16,9 @@ from garrison.bootstrap import is_embedded, open_runtime
 from garrison.config.project import ProjectConfig, load_project
 from garrison.config.settings import Settings
 from garrison.llm import configure_profiles
+from garrison.observability import tracing
+from garrison.observability.endpoint import MetricsEndpoint
+from garrison.observability.http_metrics import HttpMetricsMiddleware
 from garrison.runtime.worker import Worker
 from garrison.services.assistants import AssistantService
 from garrison.services.container import Services
@@ -40,6 +43,17 @@ async def _garrison(
         configure_profiles(project.llm)
         runtime = await open_runtime(settings, project, stack)
         storage, broker, registry = runtime.storage, runtime.broker, runtime.registry
+        metrics = MetricsEndpoint(
+            storage=storage,
+            broker=broker,
+            cache_seconds=settings.observability.metrics_cache_seconds,
+            sample_seconds=settings.observability.metrics_sample_seconds,
+        )
+        await metrics.start()
+        stack.push_async_callback(metrics.stop)
+        app.state.metrics = metrics
+        if tracing.enabled():
+            stack.callback(tracing.shutdown_tracing)  # flush the last spans at exit
         webhook_policy = runtime.webhooks
         assistants_service = AssistantService(storage, registry)
         runs_service = RunService(
@@ -152,6 +166,13 @@ def create_app(settings: Settings, project: ProjectConfig) -> FastAPI:
         max_age=cors.max_age if cors else 600,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(HttpMetricsMiddleware)
+    if tracing.wanted(settings.observability.otel_enabled):
+        from garrison.observability.tracing_http import TracingMiddleware
+
+        if not tracing.enabled():
+            tracing.configure_tracing(service_name=settings.observability.otel_service_name)
+        app.add_middleware(TracingMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -23,6 +23,8 @@ from garrison.config.project import ProjectConfig
 from garrison.config.settings import Settings
 from garrison.domain.errors import UnavailableError
 from garrison.llm import configure_profiles
+from garrison.observability import tracing
+from garrison.observability.endpoint import MetricsEndpoint
 from garrison.runtime.worker import Worker
 
 logger = logging.getLogger("garrison.worker")
@@ -44,6 +46,18 @@ async def run_worker_process(settings: Settings, project: ProjectConfig) -> None
         project.apply_environment()
         configure_profiles(project.llm)  # before graphs import their chat models
         runtime = await open_runtime(settings, project, stack)
+        observability = settings.observability
+        if tracing.wanted(observability.otel_enabled) and not tracing.enabled():
+            tracing.configure_tracing(service_name=observability.otel_service_name)
+            stack.callback(tracing.shutdown_tracing)
+        metrics = MetricsEndpoint(
+            storage=runtime.storage,
+            broker=runtime.broker,
+            cache_seconds=observability.metrics_cache_seconds,
+            sample_seconds=observability.metrics_sample_seconds,
+        )
+        await metrics.start()
+        stack.push_async_callback(metrics.stop)
         worker = Worker(
             storage=runtime.storage,
             broker=runtime.broker,
@@ -61,12 +75,13 @@ async def run_worker_process(settings: Settings, project: ProjectConfig) -> None
 
         probes = _ProbeServer(
             uvicorn.Config(
-                health_app(ready),
+                health_app(ready, metrics.render),
                 host=settings.worker.health_host,
                 port=settings.worker.health_port,
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
+                log_config=None,  # keep the process's logging (JSON or text) as configured
             )
         )
         probes_task = asyncio.create_task(probes.serve(), name="worker-probes")

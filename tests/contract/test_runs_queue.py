@@ -1,6 +1,7 @@
 """The run queue contract: multitask rules, claim order, leases, fencing, reaping, cancel."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -384,6 +385,28 @@ async def test_counts_by_status(storage: Storage) -> None:
     await claim(storage, "w1", LEASE)
     counts = await storage.runs.count_by_status()
     assert counts[RunStatus.PENDING] == 1 and counts[RunStatus.RUNNING] == 1
+
+
+async def test_queue_stats_count_pending_runs_and_age_the_oldest_eligible(
+    storage: Storage,
+) -> None:
+    empty = await storage.runs.queue_stats()
+    assert empty.depth == 0 and empty.oldest_pending_at is None
+    thread = await make_thread(storage)
+    before = utcnow()
+    first = await storage.runs.create(TENANT, None, new_run(thread.thread_id), create_thread=False)
+    await storage.runs.create(TENANT, None, new_run(thread.thread_id), create_thread=False)
+    # A run delayed into the future is queued but has not started waiting yet.
+    await storage.runs.create(
+        TENANT, None, new_run(thread.thread_id, delay=3600), create_thread=False
+    )
+    stats = await storage.runs.queue_stats()
+    assert stats.depth == 3
+    assert stats.oldest_pending_at is not None
+    assert abs((stats.oldest_pending_at - first.run.created_at).total_seconds()) < 0.01
+    assert before - timedelta(seconds=1) <= stats.oldest_pending_at <= utcnow()
+    await claim(storage, "w1", LEASE)  # running runs leave the queue
+    assert (await storage.runs.queue_stats()).depth == 2
 
 
 async def test_statuses_of_many_runs_at_once(storage: Storage) -> None:

@@ -2,15 +2,20 @@
 
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from garrison.observability import exposition
 
-def health_app(ready: Callable[[], Awaitable[bool]]) -> Starlette:
-    """`ready` answers whether the process can do its work (storage reachable)."""
+
+def health_app(
+    ready: Callable[[], Awaitable[bool]],
+    metrics: Callable[[], Awaitable[bytes]] | None = None,
+) -> Starlette:
+    """`ready` answers whether the process can do its work (storage reachable);
+    `metrics` renders the process's Prometheus text (default: its registry alone)."""
 
     async def ok(request: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -23,14 +28,15 @@ def health_app(ready: Callable[[], Awaitable[bool]]) -> Starlette:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"detail": "storage is unavailable"}, status_code=503)
 
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def scrape(request: Request) -> Response:
+        body = await metrics() if metrics is not None else exposition.render()
+        return Response(body, media_type=exposition.CONTENT_TYPE)
 
     return Starlette(
         routes=[
             Route("/ok", ok),
             Route("/health", health),
             Route("/ready", readiness),
-            Route("/metrics", metrics),
+            Route("/metrics", scrape),
         ]
     )

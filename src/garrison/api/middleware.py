@@ -7,6 +7,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from garrison.api.errors import PayloadTooLargeError
+from garrison.observability import logs
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -33,7 +34,8 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with logs.bind_request(request_id, scope["path"]):  # ids on every log line
+            await self.app(scope, receive, send_with_id)
 
 
 class BodyLimitMiddleware:

@@ -8,6 +8,7 @@ from starlette.responses import StreamingResponse
 
 from garrison import serde
 from garrison.broker.ports import StreamRecord
+from garrison.observability.metrics import ACTIVE_SESSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def sse_response(
 
     async def guarded() -> AsyncIterator[bytes]:
         completed = False
+        ACTIVE_SESSIONS.inc()
         try:
             async for chunk in body:
                 yield chunk
@@ -57,6 +59,7 @@ def sse_response(
             yield frame("error", serde.dumps({"error": type(exc).__name__, "message": str(exc)}))
             completed = True
         finally:
+            ACTIVE_SESSIONS.dec()
             if on_close is not None:
                 await asyncio.shield(on_close(completed))
 

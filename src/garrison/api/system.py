@@ -8,6 +8,7 @@ from garrison import __version__
 from garrison.api.context import services
 from garrison.api.responses import json_response
 from garrison.domain.errors import UnavailableError
+from garrison.observability.exposition import CONTENT_TYPE
 
 router = APIRouter(tags=["system"])
 # Server information, dropped with the other meta routes when `http.disable_meta` is set.
@@ -35,6 +36,13 @@ async def ok(request: Request, check_db: int = 0) -> Response:
 @router.get("/", include_in_schema=False)
 async def root(request: Request, check_db: int = 0) -> Response:
     return await ok(request, check_db)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (text exposition format)."""
+    body = await request.app.state.metrics.render()
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 @router.get("/health")

@@ -95,6 +95,12 @@ class MemoryBroker:
     async def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="broker-sweeper")
 
+    async def ping(self) -> bool:
+        return True  # in-process: up while the process is
+
+    def pool_stats(self) -> None:
+        return None
+
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -5,7 +5,7 @@ signal by the database flag the worker reads with each heartbeat, and lost event
 cost a client its replay (the run itself completes and its result is in storage).
 """
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +39,12 @@ class Broker(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """Whether the broker answers now (for metrics and alerts)."""
+
+    def pool_stats(self) -> Mapping[str, int] | None:
+        """Connection-pool usage for metrics (`in_use`, `max`); None without a pool."""
 
     # Work wake-ups -------------------------------------------------------------------
     async def notify_work(self) -> None:

@@ -7,7 +7,7 @@ the defaults below.
 """
 
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
@@ -101,6 +101,9 @@ class DatabaseSettings(_Group):
     pool_min_size: int = Field(default=2, ge=0)
     pool_max_size: int = Field(default=20, ge=1)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long a starting process waits for PostgreSQL (pods often start while the database
+    # is still starting or restarting) before it gives up with a clear error.
+    startup_wait_seconds: float = Field(default=60.0, ge=0)
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> Self:
@@ -179,6 +182,23 @@ class CronSettings(_Group):
     tick_seconds: float = Field(default=5.0, gt=0)
 
 
+class ObservabilitySettings(_Group):
+    """Logs, metrics and traces. Tracing is off unless enabled here or an OTLP endpoint is
+    set in the standard `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="GARRISON_", extra="ignore", frozen=True)
+
+    # `json`: one object per line (production); `text`: readable lines (development).
+    log_format: Literal["json", "text"] = "text"
+    # None: on when an OTLP endpoint is configured; True/False force it.
+    otel_enabled: bool | None = None
+    otel_service_name: str = "garrison"
+    # Queue depth and age are read from storage at scrape time, at most this often.
+    metrics_cache_seconds: float = Field(default=2.0, ge=0)
+    # How often each process samples its connection pools for the pool gauges.
+    metrics_sample_seconds: float = Field(default=5.0, gt=0)
+
+
 class Settings:
     """All settings groups, resolved once at start-up."""
 
@@ -193,6 +213,7 @@ class Settings:
         streams: StreamSettings,
         webhooks: WebhookSettings,
         crons: CronSettings,
+        observability: ObservabilitySettings | None = None,
     ) -> None:
         self.server = server
         self.storage = storage
@@ -202,6 +223,7 @@ class Settings:
         self.streams = streams
         self.webhooks = webhooks
         self.crons = crons
+        self.observability = observability or ObservabilitySettings()
 
     @classmethod
     def load(
@@ -225,4 +247,5 @@ class Settings:
             streams=group("streams", StreamSettings),
             webhooks=group("webhooks", WebhookSettings),
             crons=group("crons", CronSettings),
+            observability=group("observability", ObservabilitySettings),
         )

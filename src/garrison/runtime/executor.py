@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import (
     EmptyInputError,
@@ -22,6 +23,7 @@ from garrison.domain.attempts import AttemptToken, current_attempt
 from garrison.domain.errors import GarrisonError, LeaseLostError, UnavailableError
 from garrison.domain.principal import current_tenant
 from garrison.domain.runs import CancelAction
+from garrison.observability import tracing
 from garrison.runtime.graphs import AnyGraph, GraphRegistry
 from garrison.runtime.stream_events import (
     INTERRUPT_KEY,
@@ -89,6 +91,31 @@ class RunExecutor:
         Cancellation with `attempt.cancel_action` set ends the run as interrupted or
         rolled back; any other cancellation, and GraphDrained, propagate to the worker.
         """
+        if not tracing.enabled():
+            return await self._run_attempt(attempt, None)
+        return await self._traced_attempt(attempt)
+
+    async def _traced_attempt(self, attempt: Attempt) -> AttemptResult:
+        from garrison.observability.tracing_nodes import NodeSpans
+
+        run = attempt.run
+        configurable = (run.kwargs.get("config") or {}).get("configurable") or {}
+        with tracing.run_span(
+            run_id=run.run_id,
+            thread_id=run.thread_id,
+            graph_id=str(configurable.get("graph_id", "")),
+            attempt=attempt.number,
+            configurable=configurable,
+        ) as span:
+            result = await self._run_attempt(attempt, NodeSpans(span))
+            span.set_attribute("garrison.run.status", result.end.value)
+            if result.end in (RunEnd.ERROR, RunEnd.TIMEOUT):
+                tracing.mark_failed(span, result.end.value)
+            return result
+
+    async def _run_attempt(
+        self, attempt: Attempt, callbacks: BaseCallbackHandler | None
+    ) -> AttemptResult:
         run = attempt.run
         current_tenant.set(run.tenant_id)  # the graph's store is scoped to the run's tenant
         # Checkpoint writes carry this attempt: storage that can fence them refuses a stale one.
@@ -99,6 +126,8 @@ class RunExecutor:
             **config,
             "metadata": {**config.get("metadata", {}), "run_attempt": attempt.number},
         }
+        if callbacks is not None:
+            config["callbacks"] = [callbacks]
         plan = plan_stream(
             kwargs.get("stream_mode") or ["values"], bool(kwargs.get("stream_subgraphs"))
         )

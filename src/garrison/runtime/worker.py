@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,16 @@ from garrison.domain.clock import utcnow
 from garrison.domain.errors import InvalidArgumentError, LeaseLostError, UnavailableError
 from garrison.domain.runs import CancelAction
 from garrison.domain.threads import ThreadStatus
+from garrison.observability import logs
+from garrison.observability.metrics import (
+    ACTIVE_WORKFLOWS,
+    LEASE_EXPIRATIONS,
+    REAPER_RECOVERIES,
+    WORKER_SLOTS,
+    WORKER_SLOTS_BUSY,
+    WORKFLOW_DURATION,
+    WORKFLOW_EXECUTIONS,
+)
 from garrison.runtime.executor import Attempt, AttemptResult, RunExecutor, describe_error
 from garrison.storage.models import ClaimedRun, ReapResult, Run, RunEnd, RunOutcome
 from garrison.storage.ports import Storage
@@ -29,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 RunEndHook = Callable[[Run, AttemptResult], Awaitable[None]]
 StopReason = Literal["shutdown", "lease_lost"]
+# A rollback is a cancellation: it counts as interrupted in the executions metric.
+_METRIC_STATUS = {RunEnd.ROLLED_BACK: RunEnd.INTERRUPTED.value}
 
 
 @dataclass(slots=True)
@@ -64,6 +77,7 @@ class Worker:
         self._handlers: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._counted_slots = False
 
     @property
     def active_runs(self) -> int:
@@ -75,6 +89,8 @@ class Worker:
         if recover_all_running:
             result = await self._storage.runs.reap(self._settings.max_attempts, all_running=True)
             await self._settle_reaped(result)
+        WORKER_SLOTS.inc(self._settings.concurrency)
+        self._counted_slots = True
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="worker-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
@@ -105,6 +121,9 @@ class Worker:
         for loop in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+        if self._counted_slots:
+            WORKER_SLOTS.dec(self._settings.concurrency)
+            self._counted_slots = False
         return len(cut_off)
 
     # Claiming ------------------------------------------------------------------------
@@ -139,6 +158,11 @@ class Worker:
     # Executing -----------------------------------------------------------------------
     async def _handle(self, claimed: ClaimedRun) -> None:
         run = claimed.run
+        logs.bind_run(run.run_id, run.thread_id, run.tenant_id)  # this task's log lines
+        graph_id = _graph_id(run)
+        ACTIVE_WORKFLOWS.labels(graph_id).inc()
+        WORKER_SLOTS_BUSY.inc()
+        started = time.monotonic()
         attempt = Attempt(run=run, number=run.attempt)
         task = asyncio.create_task(self._executor.run_attempt(attempt))
         active = self._active[run.run_id] = _Active(attempt, task)
@@ -183,7 +207,12 @@ class Worker:
             unsubscribe()
             self._active.pop(run.run_id, None)
             self._slots.release()
-        await self._complete(run, attempt.number, result)
+            ACTIVE_WORKFLOWS.labels(graph_id).dec()
+            WORKER_SLOTS_BUSY.dec()
+        end = await self._complete(run, attempt.number, result)
+        if end is not None:
+            WORKFLOW_EXECUTIONS.labels(graph_id, _METRIC_STATUS.get(end, end.value)).inc()
+            WORKFLOW_DURATION.labels(graph_id).observe(time.monotonic() - started)
 
     def _cancel(self, run_id: str, action: CancelAction) -> None:
         active = self._active.get(run_id)
@@ -210,7 +239,8 @@ class Worker:
         if released:
             await self._broker.notify_work()
 
-    async def _complete(self, run: Run, attempt: int, result: AttemptResult) -> None:
+    async def _complete(self, run: Run, attempt: int, result: AttemptResult) -> RunEnd | None:
+        """Record the attempt's end; returns it, or None when the attempt was fenced out."""
         outcome = RunOutcome(end=result.end, error=result.error, state=result.state)
         try:
             thread_status = await self._storage.runs.finish(run.run_id, attempt, outcome)
@@ -224,7 +254,7 @@ class Worker:
             thread_status = await self._storage.runs.finish(run.run_id, attempt, outcome)
         if thread_status is None:
             logger.warning("run %s: attempt %d was fenced out; result dropped", run.run_id, attempt)
-            return
+            return None
         await self._announce_end(run.thread_id, run.run_id, result.output)
         if run.temporary:
             await self._storage.threads.delete(run.tenant_id, run.thread_id)
@@ -235,6 +265,7 @@ class Worker:
                 await hook(run, result)
             except Exception:
                 logger.exception("run %s: end hook %r failed", run.run_id, hook)
+        return result.end
 
     async def _announce_end(self, thread_id: str, run_id: str, output: object) -> None:
         await self._broker.end_run_stream(thread_id, run_id, serde.dumps(output))
@@ -272,6 +303,8 @@ class Worker:
             await self._settle_reaped(result)
 
     async def _settle_reaped(self, result: ReapResult) -> None:
+        LEASE_EXPIRATIONS.inc(len(result.requeued) + len(result.failed) + len(result.cancelled))
+        REAPER_RECOVERIES.inc(len(result.requeued))
         if result.requeued:
             logger.warning("requeued %d run(s) whose worker was lost", len(result.requeued))
             await self._broker.notify_work()
@@ -281,3 +314,8 @@ class Worker:
             if cancelled.action is CancelAction.ROLLBACK:
                 await self._storage.checkpointer.adelete_for_runs([cancelled.run_id])
             await self._announce_end(cancelled.thread_id, cancelled.run_id, None)
+
+
+def _graph_id(run: Run) -> str:
+    configurable = (run.kwargs.get("config") or {}).get("configurable") or {}
+    return str(configurable.get("graph_id") or "unknown")

@@ -11,6 +11,7 @@ from garrison.domain.errors import BadRequestError, InvalidArgumentError, NotFou
 from garrison.domain.ids import parse_uuid, uuid7
 from garrison.domain.principal import Principal
 from garrison.domain.runs import ACTIVE_STATUSES, CancelAction, MultitaskStrategy, RunStatus
+from garrison.observability import tracing
 from garrison.runtime.stream_events import INTERRUPT_KEY, parse_stream_modes
 from garrison.schemas import runs as wire
 from garrison.services.assistants import AssistantService
@@ -68,6 +69,13 @@ class RunService:
                 raise BadRequestError("Webhooks are disabled on this server")
             await self._webhooks.validate(body.webhook)
         run_id = uuid7()
+        if tracing.enabled():  # the worker continues the trace of the creating request
+            traceparent = tracing.current_traceparent().get("traceparent")
+            if traceparent:
+                server_configurable = {
+                    **(server_configurable or {}),
+                    tracing.TRACEPARENT_KEY: traceparent,
+                }
         config, context = self._run_config(
             principal, assistant, body, thread_id, run_id, server_configurable
         )

@@ -213,6 +213,14 @@ class ReapResult:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueStats:
+    """The run queue at one moment, for metrics and autoscaling."""
+
+    depth: int  # pending runs, delayed ones included
+    oldest_pending_at: datetime | None  # when the longest-waiting eligible run became eligible
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseReport:
     lost: list[str]  # runs this worker no longer owns: stop them, write nothing
     cancel: dict[str, CancelAction]  # cancel requests found in the database (broker fallback)

@@ -7,7 +7,7 @@ and, later, PostgreSQL; `tests/contract` holds the suite both must pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -34,6 +34,7 @@ from garrison.storage.models import (
     NewCron,
     NewRun,
     Page,
+    QueueStats,
     ReapResult,
     Run,
     RunOutcome,
@@ -184,6 +185,10 @@ class RunRepository(Protocol):
 
     async def count_by_status(self) -> dict[RunStatus, int]: ...
 
+    async def queue_stats(self) -> QueueStats:
+        """Pending runs, and the eligibility time of the oldest eligible one (not delayed
+        by `after_seconds` into the future). One cheap query: metrics call it often."""
+
     async def statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
         """The status of each of `run_ids` that still exists (deleted runs are absent).
         Not tenant-scoped: callers ask about runs they were already allowed to see."""
@@ -238,5 +243,8 @@ class Storage(Protocol):
 
     async def ping(self) -> None:
         """Raise UnavailableError when the database cannot be reached."""
+
+    def pool_stats(self) -> Mapping[str, int] | None:
+        """Connection-pool usage for metrics (`in_use`, `idle`, `max`); None without a pool."""
 
     async def close(self) -> None: ...

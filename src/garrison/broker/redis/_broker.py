@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from functools import partial
 from typing import Any, cast
 
@@ -76,6 +76,12 @@ class RedisBroker:
                 "not kept until it is",
                 self._link.where,
             )
+
+    async def ping(self) -> bool:
+        return await self._link.ping()
+
+    def pool_stats(self) -> Mapping[str, int]:
+        return self._link.pool_stats()
 
     async def close(self) -> None:
         if self._link.closed:

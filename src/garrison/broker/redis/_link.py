@@ -47,9 +47,27 @@ class Link:
             retry=Retry(NoBackoff(), 1),
             protocol=2,
         )
+        self._pool = pool
         self.client = Redis.from_pool(pool)  # the client owns (and closes) the pool
         self.closed = False
         self._closing: asyncio.Future[None] | None = None
+
+    def pool_stats(self) -> dict[str, int]:
+        """Connections lent out (pub/sub listeners included) and the pool's bound."""
+        return {
+            "in_use": len(self._pool._in_use_connections),
+            "max": self._pool.max_connections,
+        }
+
+    async def ping(self) -> bool:
+        """Whether Redis answers now (for metrics)."""
+        if self.closed or not self.outage.allows():
+            return False  # closed, or inside the backoff after a failure: down for now
+        try:
+            async with asyncio.timeout(self.io_timeout):
+                return bool(await self.client.ping())
+        except ERRORS:
+            return False
 
     def usable(self) -> bool:
         if self.closed:

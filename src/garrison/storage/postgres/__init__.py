@@ -79,8 +79,9 @@ class PostgresStorage:
         await self.db.ping()
 
     def pool_stats(self) -> dict[str, int]:
-        """The connection pool's gauges and counters, for metrics."""
-        return self.db.stats()
+        stats = self.db.stats()  # psycopg_pool's names
+        size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        return {"in_use": max(0, size - idle), "idle": idle, "max": stats.get("pool_max", 0)}
 
     async def close(self) -> None:
         await self._store.stop_ttl_sweeper(timeout=1.0)

@@ -36,6 +36,7 @@ from garrison.storage.models import (
     LeaseReport,
     NewRun,
     Page,
+    QueueStats,
     ReapResult,
     Run,
     RunEnd,
@@ -227,6 +228,10 @@ WHERE run_id = %s
 """
 _COUNT_BY_STATUS = "SELECT status, count(*) AS n FROM runs GROUP BY status"
 _STATUSES = "SELECT run_id, status FROM runs WHERE run_id = ANY(%s)"
+_QUEUE_STATS = (
+    "SELECT count(*) AS depth, min(created_at) FILTER (WHERE created_at <= now()) AS oldest"
+    " FROM runs WHERE status = 'pending'"
+)
 
 
 async def _apply_cancel(cur: Cursor, step: CancelStep, thread_id: str) -> CancelledRun:
@@ -511,6 +516,11 @@ class PostgresRuns:
     async def count_by_status(self) -> dict[RunStatus, int]:
         rows = await self._db.fetch_all(_COUNT_BY_STATUS)
         return {RunStatus(row["status"]): int(row["n"]) for row in rows}
+
+    async def queue_stats(self) -> QueueStats:
+        row = await self._db.fetch_one(_QUEUE_STATS)
+        assert row is not None  # an aggregate always returns one row
+        return QueueStats(int(row["depth"]), row["oldest"])
 
     async def statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
         rows = await self._db.fetch_all(_STATUSES, (list(run_ids),))

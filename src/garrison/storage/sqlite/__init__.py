@@ -73,6 +73,9 @@ class SqliteStorage:
     async def ping(self) -> None:
         await self.db.ping()
 
+    def pool_stats(self) -> None:
+        return None  # one file, a connection per use: nothing to exhaust
+
     async def close(self) -> None:
         await self._store.stop_ttl_sweeper(timeout=1.0)
         await self._store_conn.close()

@@ -27,6 +27,7 @@ from garrison.storage.models import (
     LeaseReport,
     NewRun,
     Page,
+    QueueStats,
     ReapResult,
     Run,
     RunEnd,
@@ -388,6 +389,15 @@ def _count_by_status(conn: sqlite3.Connection) -> dict[RunStatus, int]:
     return {RunStatus(status): int(count) for status, count in rows}
 
 
+def _queue_stats(conn: sqlite3.Connection) -> QueueStats:
+    depth, oldest = conn.execute(
+        "SELECT COUNT(*), MIN(CASE WHEN created_at <= ? THEN created_at END)"
+        " FROM runs WHERE status = 'pending'",
+        (to_text(utcnow()),),
+    ).fetchone()
+    return QueueStats(int(depth), from_text(oldest) if oldest is not None else None)
+
+
 class SqliteRuns:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
@@ -441,6 +451,9 @@ class SqliteRuns:
 
     async def count_by_status(self) -> dict[RunStatus, int]:
         return await self._db.read(_count_by_status)
+
+    async def queue_stats(self) -> QueueStats:
+        return await self._db.read(_queue_stats)
 
     async def statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
         return await self._db.read(_statuses, list(run_ids))
