@@ -30,10 +30,10 @@ import aiosqlite
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from garrison.planning.procstat import Services
 from garrison_bench.driver import Operation, Sample, measure_closed_loop
 from garrison_bench.eventloop import run_async
 from garrison_bench.meter import Meter
-from garrison_bench.procstat import Services
 from garrison_bench.projectgraphs import load_graphs
 from garrison_bench.stats import PhaseResult, baseline_name
 from garrison_bench.topology import DEFAULT_POSTGRES_URL, fresh_database

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 
+from garrison.planning.procstat import Services
 from garrison_bench import background
 from garrison_bench.driver import Operation, Sample, measure_closed_loop
 from garrison_bench.eventloop import run_async
 from garrison_bench.meter import Meter
-from garrison_bench.procstat import Services
 from garrison_bench.stats import PhaseResult
 
 GRAPH_INPUT: dict[str, Any] = {"count": 0}

@@ -5,7 +5,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from garrison_bench.procstat import MachineCpu, Services, processes_cpu_seconds
+from garrison.planning.procstat import MachineCpu, Services, processes_cpu_seconds
 
 
 @dataclass(frozen=True, slots=True)

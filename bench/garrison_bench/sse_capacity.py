@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from garrison_bench.procstat import process_tree_cpu_seconds
+from garrison.planning.procstat import process_tree_cpu_seconds, rss_mib
 
 _CREATE_BATCH = 100  # runs per POST /runs/batch
 _OPEN_AT_ONCE = 256  # connections opening concurrently (below the listen backlog)
@@ -72,13 +71,6 @@ class CapacityResult:
             "api_cores_holding": self.api_cores_holding,
             "errors": self.errors[:5],
         }
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 async def create_waiting_runs(url: str, count: int) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Iterator
@@ -22,9 +23,13 @@ from garrison.config.project import (
 )
 from garrison.config.settings import Settings
 from garrison.domain.errors import GarrisonError, InvalidArgumentError
+from garrison.observability import exposition, logs
+from garrison.planning.cli import bench_app, plan_app
 from garrison.storage.sqlite.lock import DataDirLock
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run LangGraph agents.")
+app.add_typer(plan_app, name="plan")
+app.add_typer(bench_app, name="bench")
 
 ConfigOption = Annotated[
     Path | None,
@@ -72,11 +77,12 @@ def _load(
     return path, project, Settings.load(project.settings_values(), overrides)
 
 
+def _log_config(settings: Settings) -> dict[str, Any]:
+    return logs.log_config(settings.observability.log_format, settings.server.log_level)
+
+
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.config.dictConfig(_log_config(settings))
 
 
 class _GracefulServer(uvicorn.Server):
@@ -145,6 +151,7 @@ def serve(
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
         "http": "httptools",
         "log_level": settings.server.log_level.lower(),
+        "log_config": _log_config(settings),  # uvicorn's own loggers too, in every process
         "access_log": access_log,
         "proxy_headers": bool(settings.server.trusted_proxies),
         "forwarded_allow_ips": settings.server.trusted_proxies or None,
@@ -155,7 +162,14 @@ def serve(
     }
     if workers > 1:
         _export_overrides(path, overrides)
-        uvicorn.run("garrison.app:app_from_environment", factory=True, workers=workers, **options)
+        # Each process writes its metrics to files there; a scrape of any of them merges all.
+        metrics_dir = exposition.prepare_multiprocess_dir()
+        try:
+            uvicorn.run(
+                "garrison.app:app_from_environment", factory=True, workers=workers, **options
+            )
+        finally:
+            exposition.remove_multiprocess_dir(metrics_dir)
         return
     from garrison.app import create_app
 
@@ -203,7 +217,10 @@ def worker(
         _fail(exc)
         return
     _configure_logging(settings)
-    asyncio.run(run_worker_process(settings, project))
+    try:
+        asyncio.run(run_worker_process(settings, project))
+    except GarrisonError as exc:  # e.g. the database stayed unreachable at start-up
+        _fail(exc)
 
 
 @app.command()

@@ -126,3 +126,16 @@ class MachineCpu:
         idle = fields[3] + fields[4]
         total = sum(fields[:8])
         return cls(busy=(total - idle) / _TICKS_PER_SECOND, total=total / _TICKS_PER_SECOND)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process (VmRSS in /proc/<pid>/status), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of one process, in MiB."""
+    return rss_bytes(pid) / (1024 * 1024)
