@@ -28,6 +28,7 @@ from garrison.runtime.embeddings import resolve_embeddings
 from garrison.runtime.executor import RunExecutor
 from garrison.runtime.graphs import GraphRegistry
 from garrison.runtime.scoped_store import TenantScopedStore
+from garrison.security.at_rest import AtRestEncryption
 from garrison.services.webhooks import WebhookPolicy, WebhookSender
 from garrison.storage.ports import Storage
 from garrison.storage.sqlite import SqliteStorage
@@ -133,6 +134,10 @@ async def open_storage(
     settings: Settings, project: ProjectConfig, stack: contextlib.AsyncExitStack
 ) -> Storage:
     store_index, store_ttl = store_options(project)
+    # Refuses to start (KeyringError) on unsafe keys, or none where they are required.
+    encryption = AtRestEncryption.from_settings(
+        settings.encryption, production=settings.server.production
+    )
     url = settings.database.url
     storage: Storage
     if url is None:
@@ -142,6 +147,7 @@ async def open_storage(
             busy_timeout_ms=settings.storage.sqlite_busy_timeout_ms,
             store_index=store_index,
             store_ttl=store_ttl,
+            encryption=encryption,
         )
     else:
         from garrison.storage.postgres import PostgresStorage
@@ -157,6 +163,7 @@ async def open_storage(
                 connect_timeout_seconds=settings.database.connect_timeout_seconds,
                 store_index=store_index,
                 store_ttl=store_ttl,
+                encryption=encryption,
             ),
         )
     stack.push_async_callback(storage.close)

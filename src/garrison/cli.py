@@ -14,6 +14,8 @@ import typer
 import uvicorn
 
 from garrison import __version__
+from garrison.auth.cli import keys_app
+from garrison.auth.setup import check_auth_settings
 from garrison.bootstrap import check_topology, is_embedded, migrate_storage
 from garrison.config.project import (
     ProjectConfig,
@@ -25,11 +27,17 @@ from garrison.config.settings import Settings
 from garrison.domain.errors import GarrisonError, InvalidArgumentError
 from garrison.observability import exposition, logs
 from garrison.planning.cli import bench_app, plan_app
+from garrison.security.at_rest import AtRestEncryption
+from garrison.security.audit_cli import audit_app
+from garrison.security.rotation_cli import rotate_data
 from garrison.storage.sqlite.lock import DataDirLock
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run LangGraph agents.")
 app.add_typer(plan_app, name="plan")
+keys_app.command("rotate-data")(rotate_data)
+app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
+app.add_typer(audit_app, name="audit")
 
 ConfigOption = Annotated[
     Path | None,
@@ -78,7 +86,9 @@ def _load(
 
 
 def _log_config(settings: Settings) -> dict[str, Any]:
-    return logs.log_config(settings.observability.log_format, settings.server.log_level)
+    return logs.log_config(
+        settings.observability.log_format, settings.server.log_level, settings.audit.redact_patterns
+    )
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -108,6 +118,8 @@ def _preflight(project: ProjectConfig, settings: Settings) -> None:
     """Catch the usual start-up problems with a one-line error instead of a traceback:
     graphs that fail to import, and a data directory another server holds. The app
     repeats both for real (imports are cached; the lock is taken again)."""
+    check_auth_settings(settings, project)
+    AtRestEncryption.from_settings(settings.encryption, production=settings.server.production)
     _import_graphs(project)
     if is_embedded(settings):
         with DataDirLock(settings.storage.data_dir):

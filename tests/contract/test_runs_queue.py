@@ -387,6 +387,25 @@ async def test_counts_by_status(storage: Storage) -> None:
     assert counts[RunStatus.PENDING] == 1 and counts[RunStatus.RUNNING] == 1
 
 
+async def test_count_active_counts_one_tenants_pending_and_running_runs(
+    storage: Storage,
+) -> None:
+    done, busy = await make_thread(storage), await make_thread(storage)
+    finished = await storage.runs.create(TENANT, None, new_run(done.thread_id), create_thread=False)
+    claimed = await claim(storage, "w1")
+    assert claimed is not None and claimed.run.run_id == finished.run.run_id
+    await storage.runs.finish(finished.run.run_id, 1, RunOutcome(RunEnd.SUCCESS))
+    await storage.runs.create(TENANT, None, new_run(busy.thread_id), create_thread=False)
+    await storage.runs.create(TENANT, None, new_run(busy.thread_id), create_thread=False)
+    assert await claim(storage, "w1") is not None
+    other = await make_thread(storage, OTHER_TENANT)
+    await storage.runs.create(OTHER_TENANT, None, new_run(other.thread_id), create_thread=False)
+    counts = await storage.runs.count_active(TENANT)
+    assert counts == {RunStatus.PENDING: 1, RunStatus.RUNNING: 1}
+    assert await storage.runs.count_active(OTHER_TENANT) == {RunStatus.PENDING: 1}
+    assert await storage.runs.count_active("nobody") == {}
+
+
 async def test_queue_stats_count_pending_runs_and_age_the_oldest_eligible(
     storage: Storage,
 ) -> None:

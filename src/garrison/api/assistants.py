@@ -3,22 +3,42 @@
 from fastapi import APIRouter, Query, Request, Response
 
 from garrison.api.context import principal, services
+from garrison.api.links import links
 from garrison.api.presenters import assistant_view, views
 from garrison.api.responses import json_response, no_content, pagination_headers
 from garrison.domain.errors import InvalidArgumentError
 from garrison.schemas import assistants as wire
 from garrison.schemas.common import ErrorBody
 
-router = APIRouter(prefix="/assistants", tags=["assistants"], responses={404: {"model": ErrorBody}})
+router = APIRouter(
+    prefix="/assistants",
+    tags=["assistants"],
+    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
 
 
-@router.post("", response_model=wire.Assistant, responses={409: {"model": ErrorBody}})
+_ASSISTANT_LINKS = links(
+    ("assistant_id",),
+    ("GET", "/assistants/{assistant_id}"),
+    ("PATCH", "/assistants/{assistant_id}"),
+    ("DELETE", "/assistants/{assistant_id}"),
+    ("GET", "/assistants/{assistant_id}/graph"),
+    ("GET", "/assistants/{assistant_id}/schemas"),
+    ("GET", "/assistants/{assistant_id}/subgraphs"),
+    ("POST", "/assistants/{assistant_id}/versions"),
+    ("POST", "/assistants/{assistant_id}/latest"),
+)
+
+
+@router.post(
+    "", response_model=wire.Assistant, responses={409: {"model": ErrorBody}, **_ASSISTANT_LINKS}
+)
 async def create_assistant(request: Request, body: wire.AssistantCreate) -> Response:
     assistant = await services(request).assistants.create(principal(request), body)
     return json_response(assistant_view(assistant))
 
 
-@router.post("/search", response_model=list[wire.Assistant])
+@router.post("/search", response_model=wire.AssistantSearchResults)
 async def search_assistants(request: Request, body: wire.AssistantSearch) -> Response:
     found, has_more = await services(request).assistants.search(principal(request), body)
     headers = pagination_headers(body.offset, len(found), body.limit, has_more)

@@ -2,6 +2,7 @@
 an unexpected one becomes a 500 that reveals nothing but a request id."""
 
 import logging
+import math
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -9,11 +10,14 @@ from starlette.exceptions import HTTPException
 
 from garrison.api.responses import json_response
 from garrison.domain.errors import (
+    AuthenticationError,
     BadRequestError,
     ConflictError,
     GarrisonError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
+    TooManyRequestsError,
     UnavailableError,
 )
 
@@ -21,6 +25,9 @@ logger = logging.getLogger("garrison.api")
 
 _STATUS: dict[type[GarrisonError], int] = {
     NotFoundError: 404,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    TooManyRequestsError: 429,
     ConflictError: 409,
     InvalidArgumentError: 422,
     BadRequestError: 400,
@@ -49,10 +56,23 @@ def validation_message(exc: RequestValidationError) -> str:
     return "; ".join(problems) or "Invalid request"
 
 
+def _body(request: Request, detail: str, status: int) -> dict[str, str]:
+    """`{"detail"}`, plus the request id on a 5xx: the one thing an operator needs to find
+    the logged cause, which the client is never shown (ASVS 16.5.1)."""
+    if status >= 500:
+        return {"detail": detail, "request_id": _request_id(request)}
+    return {"detail": detail}
+
+
 async def _garrison_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GarrisonError)
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    return json_response({"detail": exc.detail}, status)
+    headers = None
+    if isinstance(exc, TooManyRequestsError) and exc.retry_after is not None:
+        headers = {"retry-after": str(max(1, math.ceil(exc.retry_after)))}
+    elif isinstance(exc, AuthenticationError):
+        headers = {"www-authenticate": "Bearer"}
+    return json_response(_body(request, exc.detail, status), status, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -65,7 +85,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers) if exc.headers else None
     if exc.status_code == 204 or exc.status_code == 304:
         return Response(status_code=exc.status_code, headers=headers)
-    return json_response({"detail": str(exc.detail)}, exc.status_code, headers)
+    return json_response(_body(request, str(exc.detail), exc.status_code), exc.status_code, headers)
 
 
 async def _too_large(request: Request, exc: Exception) -> Response:

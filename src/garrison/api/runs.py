@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from garrison.api.context import principal, services
+from garrison.api.links import links
 from garrison.api.presenters import run_view, views
 from garrison.api.responses import json_response, no_content
 from garrison.api.sse import frames, sse_response
@@ -20,7 +21,7 @@ from garrison.domain.principal import Principal
 from garrison.domain.runs import CancelAction, RunStatus, parse_cancel_action
 from garrison.runtime.stream_events import parse_stream_modes
 from garrison.schemas import runs as wire
-from garrison.schemas.common import ErrorBody
+from garrison.schemas.common import MAX_SQL_INT, ErrorBody
 from garrison.services.runs import parse_since
 from garrison.storage.models import Run
 
@@ -63,7 +64,17 @@ async def _create(
 
 
 # Create ---------------------------------------------------------------------------------
-@router.post("/threads/{thread_id}/runs", response_model=wire.Run)
+_RUN_LINKS = links(
+    ("thread_id", "run_id"),
+    ("GET", "/threads/{thread_id}/runs/{run_id}"),
+    ("DELETE", "/threads/{thread_id}/runs/{run_id}"),
+    ("GET", "/threads/{thread_id}/runs/{run_id}/join"),
+    ("POST", "/threads/{thread_id}/runs/{run_id}/cancel"),
+    ("GET", "/runs/{run_id}/join"),
+)
+
+
+@router.post("/threads/{thread_id}/runs", response_model=wire.Run, responses=_RUN_LINKS)
 async def create_run(request: Request, thread_id: str, body: wire.RunCreate) -> Response:
     _, run = await _create(request, thread_id, body)
     base, _ = _run_paths(run, stateless=False)
@@ -177,14 +188,14 @@ async def wait_stateless_run(request: Request, body: wire.RunCreate) -> Response
 
 
 # Read -----------------------------------------------------------------------------------
-@router.get("/threads/{thread_id}/runs", response_model=list[wire.Run])
+@router.get("/threads/{thread_id}/runs", response_model=wire.RunSearchResults)
 async def list_runs(
     request: Request,
     thread_id: str,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
     status: RunStatus | None = None,
-    select: Annotated[list[str] | None, Query()] = None,
+    select: Annotated[list[wire.RunField] | None, Query()] = None,
 ) -> Response:
     runs = await services(request).runs.list_runs(
         principal(request), thread_id, limit, offset, status

@@ -9,6 +9,7 @@ from garrison.api.context import services
 from garrison.api.responses import json_response
 from garrison.domain.errors import UnavailableError
 from garrison.observability.exposition import CONTENT_TYPE
+from garrison.schemas.common import ErrorBody
 
 router = APIRouter(tags=["system"])
 # Server information, dropped with the other meta routes when `http.disable_meta` is set.
@@ -23,7 +24,7 @@ async def _database_healthy(request: Request) -> bool:
     return True
 
 
-@router.get("/ok")
+@router.get("/ok", responses={422: {"model": ErrorBody}})
 async def ok(request: Request, check_db: int = 0) -> Response:
     """LangGraph Server's health probe; `check_db=1` also probes storage."""
     if not check_db:
@@ -56,7 +57,7 @@ async def ready(request: Request) -> Response:
     """Readiness: storage is reachable."""
     if await _database_healthy(request):
         return json_response({"status": "ready"})
-    return json_response({"detail": "storage is unavailable"}, 503)
+    raise UnavailableError("storage is unavailable")  # a 5xx like any other: with its request id
 
 
 @meta_router.get("/info")

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from garrison.api.context import principal, services
+from garrison.api.links import links
 from garrison.api.presenters import selected, thread_view
 from garrison.api.responses import json_response, no_content, pagination_headers
 from garrison.api.runs import last_event_id
@@ -24,14 +25,30 @@ router = APIRouter(
 
 _THREAD_STREAM_MODES = frozenset({"run_modes", "lifecycle", "state_update"})
 
+_THREAD_LINKS = links(
+    ("thread_id",),
+    ("GET", "/threads/{thread_id}"),
+    ("PATCH", "/threads/{thread_id}"),
+    ("DELETE", "/threads/{thread_id}"),
+    ("POST", "/threads/{thread_id}/copy"),
+    ("GET", "/threads/{thread_id}/state"),
+    ("POST", "/threads/{thread_id}/state"),
+    ("GET", "/threads/{thread_id}/history"),
+    ("POST", "/threads/{thread_id}/history"),
+    ("POST", "/threads/{thread_id}/runs"),
+    ("GET", "/threads/{thread_id}/runs"),
+    ("POST", "/threads/{thread_id}/runs/wait"),
+    ("POST", "/threads/{thread_id}/runs/crons"),
+)
 
-@router.post("", response_model=wire.Thread, responses={409: {"model": ErrorBody}})
+
+@router.post("", response_model=wire.Thread, responses={409: {"model": ErrorBody}, **_THREAD_LINKS})
 async def create_thread(request: Request, body: wire.ThreadCreate) -> Response:
     thread = await services(request).threads.create(principal(request), body)
     return json_response(thread_view(thread))
 
 
-@router.post("/search", response_model=list[wire.Thread])
+@router.post("/search", response_model=wire.ThreadSearchResults)
 async def search_threads(request: Request, body: wire.ThreadSearch) -> Response:
     found, has_more = await services(request).threads.search(principal(request), body)
     items = []
@@ -81,7 +98,11 @@ async def delete_thread(request: Request, thread_id: str) -> Response:
     return no_content()
 
 
-@router.post("/{thread_id}/copy", response_model=wire.Thread, responses={409: {"model": ErrorBody}})
+@router.post(
+    "/{thread_id}/copy",
+    response_model=wire.Thread,
+    responses={409: {"model": ErrorBody}, **_THREAD_LINKS},
+)
 async def copy_thread(request: Request, thread_id: str) -> Response:
     thread = await services(request).threads.copy(principal(request), thread_id)
     return json_response(thread_view(thread))

@@ -7,56 +7,21 @@ the defaults below.
 """
 
 from pathlib import Path
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from garrison.config.security_settings import (
+    AuditSettings,
+    AuthSettings,
+    EncryptionSettings,
+    LimitSettings,
+)
+from garrison.config.settings_base import G, Group
 
 
-class _FileSource(PydanticBaseSettingsSource):
-    """Values for one settings group taken from the project file."""
-
-    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._values = values
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._values.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
-
-
-class _Group(BaseSettings):
-    """A settings group; `from_sources` layers overrides > env > file > defaults."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
-    @classmethod
-    def from_sources(cls, file_values: dict[str, Any], overrides: dict[str, Any]) -> Self:
-        file_source = _FileSource(cls, file_values)
-
-        class _Layered(cls):  # type: ignore[valid-type,misc]
-            @classmethod
-            def settings_customise_sources(
-                cls,
-                settings_cls: type[BaseSettings],
-                init_settings: PydanticBaseSettingsSource,
-                env_settings: PydanticBaseSettingsSource,
-                dotenv_settings: PydanticBaseSettingsSource,
-                file_secret_settings: PydanticBaseSettingsSource,
-            ) -> tuple[PydanticBaseSettingsSource, ...]:
-                return (init_settings, env_settings, file_source)
-
-        layered = _Layered(**{k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(layered.model_dump())
-
-
-G = TypeVar("G", bound=_Group)
-
-
-class ServerSettings(_Group):
+class ServerSettings(Group):
     model_config = SettingsConfigDict(env_prefix="GARRISON_", extra="ignore", frozen=True)
 
     host: str = "127.0.0.1"
@@ -73,7 +38,7 @@ class ServerSettings(_Group):
     keep_alive_seconds: int = Field(default=75, ge=1)
 
 
-class StorageSettings(_Group):
+class StorageSettings(Group):
     model_config = SettingsConfigDict(env_prefix="GARRISON_", extra="ignore", frozen=True)
 
     data_dir: Path = Path(".garrison")
@@ -84,7 +49,7 @@ class StorageSettings(_Group):
         return self.data_dir / "garrison.sqlite"
 
 
-class DatabaseSettings(_Group):
+class DatabaseSettings(Group):
     """PostgreSQL. Without a URL, Garrison runs embedded on SQLite (see StorageSettings)."""
 
     model_config = SettingsConfigDict(
@@ -112,7 +77,7 @@ class DatabaseSettings(_Group):
         return self
 
 
-class RedisSettings(_Group):
+class RedisSettings(Group):
     """Redis for wake-ups, cancel signals and event streams; optional even with PostgreSQL."""
 
     model_config = SettingsConfigDict(
@@ -129,7 +94,7 @@ class RedisSettings(_Group):
     max_connections: int = Field(default=32, ge=2, le=10_000)
 
 
-class WorkerSettings(_Group):
+class WorkerSettings(Group):
     model_config = SettingsConfigDict(env_prefix="GARRISON_WORKER_", extra="ignore", frozen=True)
 
     enabled: bool = True
@@ -154,7 +119,7 @@ class WorkerSettings(_Group):
         return self
 
 
-class StreamSettings(_Group):
+class StreamSettings(Group):
     model_config = SettingsConfigDict(env_prefix="GARRISON_STREAM_", extra="ignore", frozen=True)
 
     retention_seconds: float = Field(default=600.0, ge=0)
@@ -162,7 +127,7 @@ class StreamSettings(_Group):
     max_events_per_run: int = Field(default=100_000, ge=10)
 
 
-class WebhookSettings(_Group):
+class WebhookSettings(Group):
     model_config = SettingsConfigDict(env_prefix="GARRISON_WEBHOOK_", extra="ignore", frozen=True)
 
     enabled: bool = True
@@ -175,14 +140,14 @@ class WebhookSettings(_Group):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
-class CronSettings(_Group):
+class CronSettings(Group):
     model_config = SettingsConfigDict(env_prefix="GARRISON_CRON_", extra="ignore", frozen=True)
 
     enabled: bool = True
     tick_seconds: float = Field(default=5.0, gt=0)
 
 
-class ObservabilitySettings(_Group):
+class ObservabilitySettings(Group):
     """Logs, metrics and traces. Tracing is off unless enabled here or an OTLP endpoint is
     set in the standard `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` variables."""
 
@@ -214,6 +179,10 @@ class Settings:
         webhooks: WebhookSettings,
         crons: CronSettings,
         observability: ObservabilitySettings | None = None,
+        auth: AuthSettings | None = None,
+        encryption: EncryptionSettings | None = None,
+        audit: AuditSettings | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
         self.server = server
         self.storage = storage
@@ -224,6 +193,10 @@ class Settings:
         self.webhooks = webhooks
         self.crons = crons
         self.observability = observability or ObservabilitySettings()
+        self.auth = auth or AuthSettings()
+        self.encryption = encryption or EncryptionSettings()
+        self.audit = audit or AuditSettings()
+        self.limits = limits or LimitSettings()
 
     @classmethod
     def load(
@@ -248,4 +221,8 @@ class Settings:
             webhooks=group("webhooks", WebhookSettings),
             crons=group("crons", CronSettings),
             observability=group("observability", ObservabilitySettings),
+            auth=group("auth", AuthSettings),
+            encryption=group("encryption", EncryptionSettings),
+            audit=group("audit", AuditSettings),
+            limits=group("limits", LimitSettings),
         )

@@ -25,6 +25,22 @@ class BadRequestError(GarrisonError):
     """Well-formed values that cannot be honoured together (e.g. context and configurable)."""
 
 
+class AuthenticationError(GarrisonError):
+    """The caller did not prove who it is (401)."""
+
+
+class PermissionDeniedError(GarrisonError):
+    """The caller is known but may not do this (403)."""
+
+
+class TooManyRequestsError(GarrisonError):
+    """A rate or concurrency limit was hit (429); `retry_after` seconds is a fair wait."""
+
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class UnavailableError(GarrisonError):
     """A dependency (storage, broker) is unreachable; the client may retry."""
 

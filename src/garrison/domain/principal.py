@@ -1,7 +1,8 @@
-"""Who is calling: the tenant every query is scoped to, and the identity that owns rows."""
+"""Who is calling: the tenant every query is scoped to, the identity that owns rows, and the
+roles that decide what the caller may do."""
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_TENANT = "default"
 
@@ -11,9 +12,19 @@ class Principal:
     tenant_id: str
     identity: str | None = None
     permissions: tuple[str, ...] = ()
+    roles: frozenset[str] = field(default_factory=frozenset)
+    # What proved the identity ("none", "api_key", "jwt", "custom") and, for API keys, the
+    # key's public id: rate limits and stream caps count per credential.
+    auth_kind: str = "none"
+    credential_id: str | None = None
+
+    @property
+    def rate_key(self) -> str:
+        """The bucket rate limits and connection caps are counted in."""
+        return self.credential_id or self.identity or f"tenant:{self.tenant_id}"
 
 
-ANONYMOUS = Principal(tenant_id=DEFAULT_TENANT)
+ANONYMOUS = Principal(tenant_id=DEFAULT_TENANT, roles=frozenset({"admin"}))
 
 # The tenant whose data the current task may touch. The worker sets it for each run, so the
 # store a graph receives (TenantScopedStore) scopes every operation without graph changes.

@@ -11,7 +11,7 @@ go through the same handler; its access lines skip the probes (`/ok`, `/health`,
 import logging
 import logging.config
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ __all__ = [
     "PROBE_PATHS",
     "JsonFormatter",
     "LogFormat",
+    "OneLineFilter",
     "ProbeAccessFilter",
     "bind_request",
     "bind_run",
@@ -128,23 +129,62 @@ class ProbeAccessFilter(logging.Filter):
         return True
 
 
-def log_config(log_format: LogFormat, level: str) -> dict[str, Any]:
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r"}.get(char, f"\\x{ord(char):02x}")
+
+
+class OneLineFilter(logging.Filter):
+    """Text logs: a record is one line whatever its message says. CR, LF and other control
+    characters (from user input in a path or an error) are escaped, so they cannot forge a
+    line; traceback lines are indented, so none can pass for a record of its own. (JSON
+    lines escape them already.)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _CONTROL.sub(_escape_control, record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = record.exc_text.replace("\r", "\\r").replace("\n", "\n    ")
+            record.exc_info = None
+        return True
+
+
+def log_config(
+    log_format: LogFormat, level: str, redact_patterns: Sequence[str] = ()
+) -> dict[str, Any]:
     """A `logging.config.dictConfig` for the root and uvicorn's loggers. Plain data, so
-    uvicorn can hand it to the processes of `--workers N`, which apply it again."""
+    uvicorn can hand it to the processes of `--workers N`, which apply it again.
+
+    Every line goes through PII redaction (`security.redaction`, plus `redact_patterns`,
+    i.e. `settings.audit.redact_patterns`) before it is formatted."""
     formatter: dict[str, Any] = (
         {"()": f"{__name__}.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
     )
+    handler_filters = ["redact"] if log_format == "json" else ["redact", "one_line"]
     upper = level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"garrison": formatter},
-        "filters": {"probes": {"()": f"{__name__}.ProbeAccessFilter"}},
+        "filters": {
+            "probes": {"()": f"{__name__}.ProbeAccessFilter"},
+            "redact": {
+                "()": "garrison.security.redaction.RedactionFilter",
+                "patterns": list(redact_patterns),
+            },
+            "one_line": {"()": f"{__name__}.OneLineFilter"},
+        },
         "handlers": {
             "garrison": {
                 "class": "logging.StreamHandler",
                 "formatter": "garrison",
                 "stream": "ext://sys.stderr",
+                "filters": handler_filters,
             }
         },
         "root": {"handlers": ["garrison"], "level": upper},
@@ -162,5 +202,7 @@ def log_config(log_format: LogFormat, level: str) -> dict[str, Any]:
     }
 
 
-def configure_logging(log_format: LogFormat, level: str) -> None:
-    logging.config.dictConfig(log_config(log_format, level))
+def configure_logging(
+    log_format: LogFormat, level: str, redact_patterns: Sequence[str] = ()
+) -> None:
+    logging.config.dictConfig(log_config(log_format, level, redact_patterns))

@@ -4,7 +4,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from garrison.schemas.common import Body, Config, IfExists, Json, Page, SortOrder, Timestamped
+from garrison.schemas.common import (
+    MAX_SQL_INT,
+    Body,
+    Config,
+    IfExists,
+    Json,
+    Page,
+    SortOrder,
+    Timestamped,
+    search_results,
+)
 
 AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
 AssistantField = Literal[
@@ -61,7 +71,7 @@ class AssistantVersionsQuery(Page):
 
 
 class AssistantSetLatest(Body):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_SQL_INT)
 
 
 class Assistant(Timestamped):
@@ -73,6 +83,9 @@ class Assistant(Timestamped):
     version: int
     name: str
     description: str | None = None
+
+
+AssistantSearchResults = search_results(Assistant)
 
 
 class GraphSchemas(Body):

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from garrison.schemas.common import Body, Config, Json, Page, SortOrder, Wire
+from garrison.schemas.common import Body, Config, Json, Page, SortOrder, Wire, search_results
 from garrison.schemas.runs import MultitaskStrategy
 
 CronSortBy = Literal[
@@ -41,7 +41,8 @@ class CronCreate(Body):
     interrupt_after: Literal["*"] | list[str] | None = None
     webhook: str | None = None
     multitask_strategy: MultitaskStrategy | None = None
-    end_time: datetime | None = None
+    # JSON has no date type: an ISO string is parsed (the rest of the body is strict).
+    end_time: datetime | None = Field(default=None, strict=False)
     enabled: bool = True
     timezone: str | None = None
     stream_mode: str | list[str] | None = None
@@ -53,7 +54,7 @@ class CronCreate(Body):
 
 class CronPatch(Body):
     schedule: str | None = None
-    end_time: datetime | None = None
+    end_time: datetime | None = Field(default=None, strict=False)
     input: Any = None
     metadata: Json | None = None
     config: Config | None = None
@@ -101,3 +102,6 @@ class Cron(Wire):
     next_run_date: datetime | None = None
     metadata: Json
     enabled: bool
+
+
+CronSearchResults = search_results(Cron)

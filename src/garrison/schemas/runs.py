@@ -5,10 +5,32 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from garrison.schemas.common import Body, Checkpoint, Config, Json, Wire
+from garrison.schemas.common import (
+    MAX_MINUTES,
+    Body,
+    Checkpoint,
+    Config,
+    Json,
+    Wire,
+    search_results,
+)
 
 RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
+# The SDK's `RunSelectField` (it knows `cancel_reason`, always null here) plus `attempt`.
+RunField = Literal[
+    "run_id",
+    "thread_id",
+    "assistant_id",
+    "created_at",
+    "updated_at",
+    "status",
+    "metadata",
+    "kwargs",
+    "multitask_strategy",
+    "cancel_reason",
+    "attempt",
+]
 
 
 class RunCommand(Body):
@@ -41,7 +63,7 @@ class RunCreate(Body):
     if_not_exists: Literal["reject", "create"] = "reject"
     on_disconnect: Literal["cancel", "continue"] = "continue"
     on_completion: Literal["delete", "keep"] = "delete"
-    after_seconds: float | None = Field(default=None, ge=0)
+    after_seconds: float | None = Field(default=None, ge=0, le=MAX_MINUTES * 60)
 
 
 class CancelMany(Body):
@@ -62,3 +84,6 @@ class Run(Wire):  # type: ignore[no-redef]
     kwargs: Json
     multitask_strategy: MultitaskStrategy
     attempt: int = Field(description="How many times a worker has taken the run.")
+
+
+RunSearchResults = search_results(Run)

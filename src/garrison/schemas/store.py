@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from garrison.schemas.common import Body, Json, Wire
+from garrison.schemas.common import MAX_MINUTES, MAX_SQL_INT, Body, Json, Wire
 
 
 def _check_labels(namespace: list[str]) -> list[str]:
@@ -21,7 +21,7 @@ class StorePut(Body):
     key: str = Field(min_length=1)
     value: Json
     index: Literal[False] | list[str] | None = None
-    ttl: float | None = Field(default=None, gt=0, description="minutes")
+    ttl: float | None = Field(default=None, gt=0, le=MAX_MINUTES, description="minutes")
 
     _labels = field_validator("namespace")(_check_labels)
 
@@ -37,7 +37,7 @@ class StoreSearch(Body):
     namespace_prefix: list[str] = Field(default_factory=list)
     filter: Json | None = None
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_SQL_INT)
     query: str | None = None
     refresh_ttl: bool | None = None
 
@@ -45,9 +45,9 @@ class StoreSearch(Body):
 class StoreListNamespaces(Body):
     prefix: list[str] | None = None
     suffix: list[str] | None = None
-    max_depth: int | None = Field(default=None, ge=1)
+    max_depth: int | None = Field(default=None, ge=1, le=MAX_SQL_INT)
     limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_SQL_INT)
 
 
 class Item(Wire):

@@ -5,7 +5,17 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from garrison.schemas.common import Body, Checkpoint, IfExists, Json, Page, SortOrder, Wire
+from garrison.schemas.common import (
+    MAX_MINUTES,
+    Body,
+    Checkpoint,
+    IfExists,
+    Json,
+    Page,
+    SortOrder,
+    Wire,
+    search_results,
+)
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 ThreadSortBy = Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"]
@@ -23,7 +33,7 @@ ThreadField = Literal[
 
 
 class ThreadTTL(Body):
-    ttl: float = Field(gt=0, description="minutes")
+    ttl: float = Field(gt=0, le=MAX_MINUTES, description="minutes")
     strategy: Literal["delete", "keep_latest"] = "delete"
 
 
@@ -113,6 +123,9 @@ class Thread(Wire):
     status: ThreadStatus
     values: Any = None
     interrupts: dict[str, list[Json]]
+
+
+ThreadSearchResults = search_results(Thread)
 
 
 class ThreadState(Wire):

@@ -5,9 +5,15 @@ from typing import Any
 
 from garrison import serde
 from garrison.broker.ports import FROM_START, Broker, StreamRecord
+from garrison.config.security_settings import LimitSettings
 from garrison.config.settings import WorkerSettings
 from garrison.domain.clock import after, utcnow
-from garrison.domain.errors import BadRequestError, InvalidArgumentError, NotFoundError
+from garrison.domain.errors import (
+    BadRequestError,
+    InvalidArgumentError,
+    NotFoundError,
+    TooManyRequestsError,
+)
 from garrison.domain.ids import parse_uuid, uuid7
 from garrison.domain.principal import Principal
 from garrison.domain.runs import ACTIVE_STATUSES, CancelAction, MultitaskStrategy, RunStatus
@@ -35,12 +41,15 @@ class RunService:
         assistants: AssistantService,
         webhooks: WebhookPolicy,
         settings: WorkerSettings,
+        *,
+        limits: LimitSettings | None = None,
     ) -> None:
         self._storage = storage
         self._broker = broker
         self._assistants = assistants
         self._webhooks = webhooks
         self._settings = settings
+        self._limits = limits or LimitSettings()
         self._status_checks = RunStatusChecks(storage.runs.statuses)
 
     # Creation --------------------------------------------------------------------------
@@ -85,6 +94,7 @@ class RunService:
             "assistant_id": assistant.assistant_id,
         }
         temporary = stateless and body.on_completion == "delete"
+        await self._check_tenant_caps(principal.tenant_id)
         new = NewRun(
             run_id=run_id,
             thread_id=thread_id,
@@ -107,6 +117,32 @@ class RunService:
             await self._settle_cancel(principal, superseded)
         await self._broker.notify_work()
         return created.run
+
+    async def _check_tenant_caps(self, tenant_id: str) -> None:
+        """Refuse a new run while the tenant is at its queued or in-flight cap.
+
+        Checked before the insert, not inside its transaction: concurrent creations can
+        overshoot a cap by the number of requests racing, never by more.
+        """
+        queued_cap = self._limits.max_queued_runs_per_tenant
+        active_cap = self._limits.max_concurrent_runs_per_tenant
+        if not queued_cap and not active_cap:
+            return
+        counts = await self._storage.runs.count_active(tenant_id)
+        queued = counts.get(RunStatus.PENDING, 0)
+        active = queued + counts.get(RunStatus.RUNNING, 0)
+        if queued_cap and queued >= queued_cap:
+            raise TooManyRequestsError(
+                f"Too many queued runs for this tenant (limit {queued_cap}); "
+                "retry when some have started",
+                retry_after=1.0,
+            )
+        if active_cap and active >= active_cap:
+            raise TooManyRequestsError(
+                f"Too many runs in flight for this tenant (limit {active_cap}); "
+                "retry when some have finished",
+                retry_after=1.0,
+            )
 
     def _run_config(
         self,

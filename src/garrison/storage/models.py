@@ -286,3 +286,20 @@ class CronQuery:
     sort_by: str = "created_at"
     sort_order: SortOrder = SortOrder.DESC
     page: Page = Page()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored API key: never the secret, only its hash."""
+
+    key_id: str
+    secret_hash: str
+    tenant_id: str
+    role: str
+    name: str | None
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def usable_at(self, moment: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or moment < self.expires_at)

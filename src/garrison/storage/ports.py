@@ -17,7 +17,9 @@ from langgraph.store.base import BaseStore
 
 from garrison.domain.runs import CancelAction, RunStatus
 from garrison.domain.threads import ThreadStatus
+from garrison.security.audit import AuditEvent, AuditRecord, ChainHead
 from garrison.storage.models import (
+    ApiKey,
     Assistant,
     AssistantPatch,
     AssistantQuery,
@@ -185,6 +187,10 @@ class RunRepository(Protocol):
 
     async def count_by_status(self) -> dict[RunStatus, int]: ...
 
+    async def count_active(self, tenant_id: str) -> dict[RunStatus, int]:
+        """The tenant's `pending` and `running` runs by status (absent: none), for the
+        per-tenant caps checked when a run is created."""
+
     async def queue_stats(self) -> QueueStats:
         """Pending runs, and the eligibility time of the oldest eligible one (not delayed
         by `after_seconds` into the future). One cheap query: metrics call it often."""
@@ -217,6 +223,35 @@ class CronRepository(Protocol):
         wins a tick, so a tick never fires twice. None disables the cron (past end_time)."""
 
 
+class ApiKeyRepository(Protocol):
+    async def create(self, key: ApiKey) -> None: ...
+
+    async def get(self, key_id: str) -> ApiKey | None: ...
+
+    async def list_keys(self, tenant_id: str | None) -> list[ApiKey]:
+        """Keys of one tenant, or of every tenant; newest first."""
+        ...
+
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        """Marks a key revoked; False if there is no such key or it already was."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Append-only, hash-chained audit records (`garrison.security.audit`). Appends are
+    serialized across processes, so concurrent writers never fork the chain."""
+
+    async def append(self, event: AuditEvent) -> AuditRecord: ...
+
+    async def records(
+        self, *, after_seq: int = 0, since: datetime | None = None, limit: int = 1000
+    ) -> list[AuditRecord]:
+        """Records with seq > `after_seq` (and time >= `since`), in sequence order."""
+
+    async def head(self) -> ChainHead:
+        """The last record's seq and hash, as kept next to the chain."""
+
+
 class Storage(Protocol):
     """Every repository of one backend, plus its checkpointer and long-term store."""
 
@@ -231,6 +266,12 @@ class Storage(Protocol):
 
     @property
     def crons(self) -> CronRepository: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any]: ...

@@ -11,7 +11,10 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
+from garrison.security.at_rest import AtRestEncryption
+from garrison.storage.postgres.api_keys import PostgresApiKeys
 from garrison.storage.postgres.assistants import PostgresAssistants
+from garrison.storage.postgres.audit import PostgresAuditLog
 from garrison.storage.postgres.checkpointer import GarrisonPostgresSaver
 from garrison.storage.postgres.crons import PostgresCrons
 from garrison.storage.postgres.database import PostgresDatabase
@@ -24,13 +27,25 @@ from garrison.storage.postgres.threads import PostgresThreads
 class PostgresStorage:
     """Implements `garrison.storage.ports.Storage`."""
 
-    def __init__(self, db: PostgresDatabase, store: GarrisonPostgresStore) -> None:
+    def __init__(
+        self,
+        db: PostgresDatabase,
+        store: GarrisonPostgresStore,
+        *,
+        encryption: AtRestEncryption | None = None,
+    ) -> None:
         self.db = db
         self.assistants = PostgresAssistants(db)
         self.threads = PostgresThreads(db)
         self.runs = PostgresRuns(db)
         self.crons = PostgresCrons(db)
-        self.checkpointer = GarrisonPostgresSaver(db)
+        self.audit = PostgresAuditLog(db)
+        self.api_keys = PostgresApiKeys(db)
+        encryption = encryption or AtRestEncryption()
+        serde = encryption.serializer()  # strict mode: envelopes only
+        self.checkpointer = GarrisonPostgresSaver(
+            db, serde=serde, cipher=encryption.checkpoint_cipher()
+        )
         self._store = store
 
     @property
@@ -52,6 +67,7 @@ class PostgresStorage:
         connect_timeout_seconds: float = 5.0,
         store_index: dict[str, Any] | None = None,
         store_ttl: dict[str, Any] | None = None,
+        encryption: AtRestEncryption | None = None,
     ) -> PostgresStorage:
         """Open the pool and check the schema. Raises UnavailableError when PostgreSQL
         cannot be reached, SchemaNotReadyError when `garrison migrate` must run first, and
@@ -65,11 +81,16 @@ class PostgresStorage:
         try:
             async with db.connection() as conn:
                 await require_schema(conn, store_index)
-            store = GarrisonPostgresStore(db, index=store_index, ttl=store_ttl)
+            store = GarrisonPostgresStore(
+                db,
+                index=store_index,
+                ttl=store_ttl,
+                cipher=encryption.store_cipher() if encryption else None,
+            )
         except BaseException:
             await db.close()
             raise
-        return cls(db, store)
+        return cls(db, store, encryption=encryption)
 
     async def start_background(self) -> None:
         if self._store.ttl_config:

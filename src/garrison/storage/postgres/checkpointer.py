@@ -20,23 +20,38 @@ checkpoints of given runs and copying a thread.
 Writes with no attempt (API-side state updates, forks, thread copies) are not fenced.
 `aprune` is not fenced either: only the API and the TTL sweeper prune, never a graph, and
 its keep_latest transaction must start with SET TRANSACTION.
+
+With a `CheckpointCipher`, state, pending writes and metadata are sealed before the stock
+saver sees them and opened after it reads them (`garrison.security.checkpoint_cipher`):
+every channel value, primitives included, becomes an envelope in `checkpoint_blobs`, so
+the checkpoint JSONB keeps only versions and ids. A thread copy re-seals the copied rows
+for their new thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
 
 from garrison.domain.attempts import current_attempt
 from garrison.domain.errors import LeaseLostError
+from garrison.security.checkpoint_cipher import CheckpointCipher, matches, split_filter
+from garrison.security.safe_serde import safe_serializer
 from garrison.storage.postgres.database import Cursor, PostgresDatabase
 
 FENCE = "SELECT 1 FROM runs WHERE run_id = %s AND attempt = %s AND status = 'running' FOR SHARE"
@@ -108,9 +123,16 @@ def _write() -> Iterator[None]:
 
 
 class GarrisonPostgresSaver(AsyncPostgresSaver):
-    def __init__(self, db: PostgresDatabase, *, serde: SerializerProtocol | None = None) -> None:
-        super().__init__(db.pool, serde=serde)
+    def __init__(
+        self,
+        db: PostgresDatabase,
+        *,
+        serde: SerializerProtocol | None = None,
+        cipher: CheckpointCipher | None = None,
+    ) -> None:
+        super().__init__(db.pool, serde=serde or safe_serializer())
         self._db = db
+        self.cipher = cipher
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Cursor]:
@@ -149,6 +171,8 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        if self.cipher is not None:
+            config, checkpoint, metadata = self.cipher.seal_put(config, checkpoint, metadata)
         with _write():
             return await super().aput(config, checkpoint, metadata, new_versions)
 
@@ -159,8 +183,55 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        if self.cipher is not None:
+            writes = self.cipher.seal_writes(config, writes, task_id)
         with _write():
             await super().aput_writes(config, writes, task_id, task_path)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        stored = await super().aget_tuple(config)
+        if stored is None or self.cipher is None:
+            return stored
+        return self.cipher.open_tuple(stored)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        cipher = self.cipher
+        if cipher is None:
+            listed = super().alist(config, filter=filter, before=before, limit=limit)
+            async with aclosing(cast(AsyncGenerator[CheckpointTuple], listed)) as items:
+                async for item in items:
+                    yield item
+            return
+        # Sealed metadata keys can only be matched once decrypted, so the limit applies after.
+        clear, sealed = split_filter(filter)
+        found = 0
+        listed = super().alist(config, filter=clear, before=before, limit=None if sealed else limit)
+        async with aclosing(cast(AsyncGenerator[CheckpointTuple], listed)) as items:
+            async for item in items:
+                opened = cipher.open_tuple(item)
+                if not matches(opened.metadata, sealed):
+                    continue
+                yield opened
+                found += 1
+                if limit is not None and found >= limit:
+                    return
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        if self.cipher is not None:
+            # The stock fast path reads blobs directly; walk the opened tuples instead.
+            return await super(AsyncPostgresSaver, self).aget_delta_channel_history(
+                config=config, channels=channels
+            )
+        return await super().aget_delta_channel_history(config=config, channels=channels)
 
     async def adelete_thread(self, thread_id: str) -> None:
         with _write():
@@ -186,6 +257,146 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
                     await cur.execute(
                         statement, {"source": source_thread_id, "target": target_thread_id}
                     )
+                if self.cipher is not None:  # sealed for the source thread: re-seal
+                    await _rewrap_threads(
+                        cur, self.cipher, self.serde, [target_thread_id], source_thread_id
+                    )
+
+    async def athread_ids(self, *, after: str | None, limit: int) -> list[str]:
+        """Thread ids with checkpoints, in order, after `after` (rotation batches)."""
+        async with self._cursor() as cur:
+            await cur.execute(_THREAD_PAGE, (after or "", limit))
+            return [str(row["thread_id"]) for row in await cur.fetchall()]
+
+    async def arewrap_threads(self, thread_ids: Sequence[str]) -> int:
+        """Re-encrypt these threads' rows under the active key (and seal plaintext rows);
+        returns how many rows changed."""
+        if self.cipher is None or not thread_ids:
+            return 0
+        with _write():
+            async with self._cursor(pipeline=True) as cur:
+                return await _rewrap_threads(cur, self.cipher, self.serde, thread_ids, None)
+
+
+_THREAD_PAGE = """
+SELECT thread_id FROM (
+    SELECT thread_id FROM checkpoints UNION SELECT thread_id FROM checkpoint_blobs
+    UNION SELECT thread_id FROM checkpoint_writes
+) AS t WHERE thread_id > %s ORDER BY thread_id LIMIT %s
+"""
+_UPSERT_BLOB = """
+INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (thread_id, checkpoint_ns, channel, version)
+DO UPDATE SET type = EXCLUDED.type, blob = EXCLUDED.blob
+"""
+
+
+async def _rewrap_threads(
+    cur: Cursor,
+    cipher: CheckpointCipher,
+    serde: SerializerProtocol,
+    thread_ids: Sequence[str],
+    stored_thread: str | None,
+) -> int:
+    """Re-seal the rows of `thread_ids` under the active key, moving plaintext primitives
+    out of the checkpoint JSONB into sealed blobs. `stored_thread`: the thread the rows
+    were sealed for, when they were copied from another one. The rows are locked until
+    the commit, so a write racing the rotation is never overwritten by an older value."""
+    changed = 0
+    threads = list(thread_ids)
+    blobs: set[tuple[str, str, str, str]] = set()
+    await cur.execute(
+        "SELECT thread_id, checkpoint_ns, channel, version, type, blob FROM checkpoint_blobs"
+        " WHERE thread_id = ANY(%s) AND type <> 'empty' FOR UPDATE",
+        (threads,),
+    )
+    for row in await cur.fetchall():
+        thread_id, ns, channel, version = (
+            row["thread_id"],
+            row["checkpoint_ns"],
+            row["channel"],
+            row["version"],
+        )
+        blobs.add((thread_id, ns, channel, version))
+        value = serde.loads_typed((row["type"], row["blob"]))
+        sealed = cipher.rewrap_channel_values(
+            {channel: value}, {channel: version}, (stored_thread or thread_id, ns), thread_id
+        )
+        if sealed is not None:
+            await cur.execute(
+                _UPSERT_BLOB, (thread_id, ns, channel, version, *serde.dumps_typed(sealed[channel]))
+            )
+            changed += 1
+    await cur.execute(
+        "SELECT thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata FROM checkpoints"
+        " WHERE thread_id = ANY(%s) FOR UPDATE",
+        (threads,),
+    )
+    for row in await cur.fetchall():
+        thread_id, ns, checkpoint_id = row["thread_id"], row["checkpoint_ns"], row["checkpoint_id"]
+        source = stored_thread or thread_id
+        checkpoint = dict(row["checkpoint"])
+        versions = checkpoint.get("channel_versions") or {}
+        # An inline value with a blob at its version is the saver's delta-snapshot marker.
+        inline: dict[str, Any] = {}
+        markers: dict[str, Any] = {}
+        for channel, value in (checkpoint.pop("channel_values", None) or {}).items():
+            has_blob = (thread_id, ns, channel, str(versions.get(channel))) in blobs
+            (markers if has_blob else inline)[channel] = value
+        checkpoint["channel_values"] = markers
+        # Plaintext primitives from before encryption: sealed into blobs at their version.
+        moved = cipher.rewrap_channel_values(inline, versions, (source, ns), thread_id) or {}
+        for channel, envelope in moved.items():
+            await cur.execute(
+                _UPSERT_BLOB,
+                (thread_id, ns, channel, str(versions.get(channel)), *serde.dumps_typed(envelope)),
+            )
+        metadata = cipher.rewrap_metadata(row["metadata"], (source, ns, checkpoint_id), thread_id)
+        if not moved and metadata is None:
+            continue
+        await cur.execute(
+            "UPDATE checkpoints SET checkpoint = %s, metadata = %s WHERE thread_id = %s"
+            " AND checkpoint_ns = %s AND checkpoint_id = %s",
+            (
+                Jsonb(checkpoint if moved else row["checkpoint"]),
+                Jsonb(row["metadata"] if metadata is None else metadata),
+                thread_id,
+                ns,
+                checkpoint_id,
+            ),
+        )
+        changed += 1
+    await cur.execute(
+        "SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob"
+        " FROM checkpoint_writes WHERE thread_id = ANY(%s) FOR UPDATE",
+        (threads,),
+    )
+    for row in await cur.fetchall():
+        address = (
+            stored_thread or row["thread_id"],
+            row["checkpoint_ns"],
+            row["checkpoint_id"],
+            row["task_id"],
+            row["channel"],
+        )
+        rewrapped = cipher.rewrap_write((row["type"], row["blob"]), address, row["thread_id"])
+        if rewrapped is None:
+            continue
+        await cur.execute(
+            "UPDATE checkpoint_writes SET type = %s, blob = %s WHERE thread_id = %s"
+            " AND checkpoint_ns = %s AND checkpoint_id = %s AND task_id = %s AND idx = %s",
+            (
+                *rewrapped,
+                row["thread_id"],
+                row["checkpoint_ns"],
+                row["checkpoint_id"],
+                row["task_id"],
+                row["idx"],
+            ),
+        )
+        changed += 1
+    return changed
 
 
 __all__ = ["FENCE", "GarrisonPostgresSaver"]

@@ -227,6 +227,11 @@ UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
 WHERE run_id = %s
 """
 _COUNT_BY_STATUS = "SELECT status, count(*) AS n FROM runs GROUP BY status"
+# Served by the partial index runs_active_by_tenant.
+_COUNT_ACTIVE = """
+SELECT status, count(*) AS n FROM runs
+WHERE tenant_id = %s AND status IN ('pending', 'running') GROUP BY status
+"""
 _STATUSES = "SELECT run_id, status FROM runs WHERE run_id = ANY(%s)"
 _QUEUE_STATS = (
     "SELECT count(*) AS depth, min(created_at) FILTER (WHERE created_at <= now()) AS oldest"
@@ -515,6 +520,10 @@ class PostgresRuns:
 
     async def count_by_status(self) -> dict[RunStatus, int]:
         rows = await self._db.fetch_all(_COUNT_BY_STATUS)
+        return {RunStatus(row["status"]): int(row["n"]) for row in rows}
+
+    async def count_active(self, tenant_id: str) -> dict[RunStatus, int]:
+        rows = await self._db.fetch_all(_COUNT_ACTIVE, (tenant_id,))
         return {RunStatus(row["status"]): int(row["n"]) for row in rows}
 
     async def queue_stats(self) -> QueueStats:

@@ -6,7 +6,10 @@ from typing import Any, cast
 
 from langgraph.store.base import BaseStore, IndexConfig, TTLConfig
 
+from garrison.security.at_rest import AtRestEncryption
+from garrison.storage.sqlite.api_keys import SqliteApiKeys
 from garrison.storage.sqlite.assistants import SqliteAssistants
+from garrison.storage.sqlite.audit import SqliteAuditLog
 from garrison.storage.sqlite.checkpointer import GarrisonSqliteSaver
 from garrison.storage.sqlite.crons import SqliteCrons
 from garrison.storage.sqlite.database import SqliteDatabase, connect_autocommit
@@ -18,14 +21,26 @@ from garrison.storage.sqlite.threads import SqliteThreads
 class SqliteStorage:
     """Implements `garrison.storage.ports.Storage`."""
 
-    def __init__(self, db: SqliteDatabase, store: GarrisonSqliteStore) -> None:
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        store: GarrisonSqliteStore,
+        *,
+        encryption: AtRestEncryption | None = None,
+    ) -> None:
         self.db = db
         self._store_conn = store.conn
         self.assistants = SqliteAssistants(db)
         self.threads = SqliteThreads(db)
         self.runs = SqliteRuns(db)
         self.crons = SqliteCrons(db)
-        self.checkpointer = GarrisonSqliteSaver(db)
+        self.audit = SqliteAuditLog(db)
+        self.api_keys = SqliteApiKeys(db)
+        encryption = encryption or AtRestEncryption()
+        serde = encryption.serializer()  # strict mode: envelopes only
+        self.checkpointer = GarrisonSqliteSaver(
+            db, serde=serde, cipher=encryption.checkpoint_cipher()
+        )
         self._store = store
 
     @property
@@ -45,6 +60,7 @@ class SqliteStorage:
         busy_timeout_ms: int = 5000,
         store_index: dict[str, Any] | None = None,
         store_ttl: dict[str, Any] | None = None,
+        encryption: AtRestEncryption | None = None,
     ) -> "SqliteStorage":
         db = await SqliteDatabase.open(path, busy_timeout_ms=busy_timeout_ms)
         # The official AsyncSqliteStore's `index` needs the sqlite-vec extension, which many
@@ -54,8 +70,9 @@ class SqliteStorage:
             await connect_autocommit(path, busy_timeout_ms=busy_timeout_ms),
             index=cast(IndexConfig, store_index) if store_index else None,
             ttl=cast(TTLConfig, store_ttl) if store_ttl else None,
+            cipher=encryption.store_cipher() if encryption else None,
         )
-        storage = cls(db, store)
+        storage = cls(db, store, encryption=encryption)
         await storage.checkpointer.setup()
         await store.setup()
         return storage

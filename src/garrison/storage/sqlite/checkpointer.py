@@ -7,9 +7,14 @@ event-loop round trips per operation; with HTTP traffic on the same loop each ro
 queues, and the shared lock became the server's bottleneck.) It also adds the thread
 operations the server needs and the stock saver leaves unimplemented: copy, prune, and
 deleting the checkpoints of given runs.
+
+With a `CheckpointCipher`, state, pending writes and metadata are sealed before the stock
+saver sees them and opened after it reads them (see `garrison.security.checkpoint_cipher`);
+a thread copy re-seals the copied rows for their new thread.
 """
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
@@ -26,6 +31,8 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from garrison.security.checkpoint_cipher import CheckpointCipher, matches, split_filter
+from garrison.security.safe_serde import safe_serializer
 from garrison.storage.sqlite.database import SqliteDatabase
 from garrison.storage.sqlite.rows import placeholders
 
@@ -34,9 +41,16 @@ _RUN_OF_CHECKPOINT = "json_extract(CAST(metadata AS TEXT), '$.run_id')"
 
 
 class GarrisonSqliteSaver(BaseCheckpointSaver[str]):
-    def __init__(self, db: SqliteDatabase, *, serde: SerializerProtocol | None = None) -> None:
-        super().__init__(serde=serde)
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        *,
+        serde: SerializerProtocol | None = None,
+        cipher: CheckpointCipher | None = None,
+    ) -> None:
+        super().__init__(serde=serde or safe_serializer())
         self._db = db
+        self.cipher = cipher
         # Only ever called on the connection's thread, through `db.read`.
         self._saver = SqliteSaver(db.sqlite_connection, serde=self.serde)
         self._loop = asyncio.get_running_loop()
@@ -46,7 +60,10 @@ class GarrisonSqliteSaver(BaseCheckpointSaver[str]):
 
     # Async API: what graphs use. -------------------------------------------------------
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._db.read(lambda _: self._saver.get_tuple(config))
+        stored = await self._db.read(lambda _: self._saver.get_tuple(config))
+        if stored is None or self.cipher is None:
+            return stored
+        return self.cipher.open_tuple(stored)
 
     async def alist(
         self,
@@ -56,10 +73,26 @@ class GarrisonSqliteSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        tuples = await self._db.read(
-            lambda _: list(self._saver.list(config, filter=filter, before=before, limit=limit))
+        cipher = self.cipher
+        if cipher is None:
+            tuples = await self._db.read(
+                lambda _: list(self._saver.list(config, filter=filter, before=before, limit=limit))
+            )
+            for item in tuples:
+                yield item
+            return
+        # Sealed metadata keys can only be matched once decrypted, so the limit applies after.
+        clear, sealed = split_filter(filter)
+        listed = await self._db.read(
+            lambda _: list(
+                self._saver.list(
+                    config, filter=clear, before=before, limit=None if sealed else limit
+                )
+            )
         )
-        for item in tuples:
+        opened = (cipher.open_tuple(item) for item in listed)
+        found = [item for item in opened if matches(item.metadata, sealed)]
+        for item in found[:limit] if limit is not None else found:
             yield item
 
     async def aput(
@@ -69,6 +102,8 @@ class GarrisonSqliteSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        if self.cipher is not None:
+            config, checkpoint, metadata = self.cipher.seal_put(config, checkpoint, metadata)
         return await self._db.read(
             lambda _: self._saver.put(config, checkpoint, metadata, new_versions)
         )
@@ -80,6 +115,8 @@ class GarrisonSqliteSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        if self.cipher is not None:
+            writes = self.cipher.seal_writes(config, writes, task_id)
         await self._db.read(lambda _: self._saver.put_writes(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:
@@ -88,6 +125,9 @@ class GarrisonSqliteSaver(BaseCheckpointSaver[str]):
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
+        if self.cipher is not None:
+            # The stock fast path reads rows without this class; walk tuples instead.
+            return await super().aget_delta_channel_history(config=config, channels=channels)
         return await self._db.read(
             lambda _: self._saver.get_delta_channel_history(config=config, channels=channels)
         )
@@ -100,7 +140,36 @@ class GarrisonSqliteSaver(BaseCheckpointSaver[str]):
             await self._db.transaction(_delete_for_runs, list(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await self._db.transaction(_copy_thread, source_thread_id, target_thread_id)
+        cipher, serde = self.cipher, self.serde
+
+        def copy(conn: sqlite3.Connection) -> None:
+            _copy_thread(conn, source_thread_id, target_thread_id)
+            if cipher is not None:  # sealed for the source thread: re-seal for the copy
+                _rewrap_threads(conn, cipher, serde, [target_thread_id], source_thread_id)
+
+        await self._db.transaction(copy)
+
+    async def athread_ids(self, *, after: str | None, limit: int) -> list[str]:
+        """Thread ids with checkpoints, in order, after `after` (rotation batches)."""
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                "SELECT thread_id FROM (SELECT thread_id FROM checkpoints UNION"
+                " SELECT thread_id FROM writes) WHERE thread_id > ? ORDER BY thread_id LIMIT ?",
+                (after or "", limit),
+            ).fetchall()
+        )
+        return [str(row[0]) for row in rows]
+
+    async def arewrap_threads(self, thread_ids: Sequence[str]) -> int:
+        """Re-encrypt these threads' rows under the active key (and seal plaintext rows);
+        returns how many rows changed."""
+        cipher, serde = self.cipher, self.serde
+        if cipher is None or not thread_ids:
+            return 0
+        changed: int = await self._db.transaction(
+            lambda conn: _rewrap_threads(conn, cipher, serde, list(thread_ids), None)
+        )
+        return changed
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         if thread_ids:
@@ -194,6 +263,64 @@ def _copy_thread(conn: sqlite3.Connection, source: str, target: str) -> None:
         " channel, type, value FROM writes WHERE thread_id = ?",
         (target, source),
     )
+
+
+def _rewrap_threads(
+    conn: sqlite3.Connection,
+    cipher: CheckpointCipher,
+    serde: SerializerProtocol,
+    thread_ids: Sequence[str],
+    stored_thread: str | None,
+) -> int:
+    """Re-seal the rows of `thread_ids` under the active key. `stored_thread`: the thread
+    the rows were sealed for, when they were copied from another one."""
+    marks = placeholders(len(thread_ids))
+    changed = 0
+    checkpoints = conn.execute(
+        "SELECT thread_id, checkpoint_ns, checkpoint_id, type, checkpoint, metadata"
+        f" FROM checkpoints WHERE thread_id IN ({marks})",
+        tuple(thread_ids),
+    ).fetchall()
+    for thread_id, ns, checkpoint_id, type_, blob, metadata_text in checkpoints:
+        source = stored_thread or thread_id
+        checkpoint = serde.loads_typed((type_, blob))
+        values = cipher.rewrap_channel_values(
+            checkpoint.get("channel_values") or {},
+            checkpoint.get("channel_versions") or {},
+            (source, ns),
+            thread_id,
+        )
+        metadata = json.loads(metadata_text) if metadata_text is not None else {}
+        new_metadata = cipher.rewrap_metadata(metadata, (source, ns, checkpoint_id), thread_id)
+        if values is None and new_metadata is None:
+            continue
+        if values is not None:
+            type_, blob = serde.dumps_typed({**checkpoint, "channel_values": values})
+        if new_metadata is not None:
+            metadata_text = json.dumps(new_metadata, ensure_ascii=False)
+        conn.execute(
+            "UPDATE checkpoints SET type = ?, checkpoint = ?, metadata = ?"
+            " WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+            (type_, blob, metadata_text, thread_id, ns, checkpoint_id),
+        )
+        changed += 1
+    writes = conn.execute(
+        "SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value"
+        f" FROM writes WHERE thread_id IN ({marks})",
+        tuple(thread_ids),
+    ).fetchall()
+    for thread_id, ns, checkpoint_id, task_id, idx, channel, type_, value in writes:
+        address = (stored_thread or thread_id, ns, checkpoint_id, task_id, channel)
+        rewrapped = cipher.rewrap_write((type_, value), address, thread_id)
+        if rewrapped is None:
+            continue
+        conn.execute(
+            "UPDATE writes SET type = ?, value = ? WHERE thread_id = ? AND checkpoint_ns = ?"
+            " AND checkpoint_id = ? AND task_id = ? AND idx = ?",
+            (*rewrapped, thread_id, ns, checkpoint_id, task_id, idx),
+        )
+        changed += 1
+    return changed
 
 
 def _prune(conn: sqlite3.Connection, thread_ids: Sequence[str], strategy: str) -> None:

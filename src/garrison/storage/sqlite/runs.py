@@ -389,6 +389,15 @@ def _count_by_status(conn: sqlite3.Connection) -> dict[RunStatus, int]:
     return {RunStatus(status): int(count) for status, count in rows}
 
 
+def _count_active(conn: sqlite3.Connection, tenant_id: str) -> dict[RunStatus, int]:
+    rows = conn.execute(
+        "SELECT status, COUNT(*) FROM runs"
+        " WHERE tenant_id = ? AND status IN ('pending', 'running') GROUP BY status",
+        (tenant_id,),
+    ).fetchall()
+    return {RunStatus(status): int(count) for status, count in rows}
+
+
 def _queue_stats(conn: sqlite3.Connection) -> QueueStats:
     depth, oldest = conn.execute(
         "SELECT COUNT(*), MIN(CASE WHEN created_at <= ? THEN created_at END)"
@@ -451,6 +460,9 @@ class SqliteRuns:
 
     async def count_by_status(self) -> dict[RunStatus, int]:
         return await self._db.read(_count_by_status)
+
+    async def count_active(self, tenant_id: str) -> dict[RunStatus, int]:
+        return await self._db.read(_count_active, tenant_id)
 
     async def queue_stats(self) -> QueueStats:
         return await self._db.read(_queue_stats)

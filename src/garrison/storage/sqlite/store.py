@@ -11,6 +11,9 @@ Cost of a semantic search: O(N * dims), N = vectors of the items matching the na
 prefix and filter (brute force, no ANN structure). The scan runs on the store connection's
 thread, not the event loop, and holds the store's lock while it runs: fine for the embedded
 mode's thousands to tens of thousands of items; PostgreSQL with pgvector is the path beyond.
+
+With a `StoreCipher`, values are sealed before they are written (vectors are computed from
+the plaintext first) and opened after they are read (`garrison.security.store_cipher`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from langgraph.store.base import (
 )
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
+from garrison.security.store_cipher import StoreCipher
+
 SIMILARITY_FUNCTION = "garrison_vector_similarity"
 
 # `candidates` is the official store's own listing query for the op (namespace prefix and
@@ -71,6 +76,11 @@ _REFRESH_TTL = (
     " WHERE prefix = ? AND key IN ({keys}) AND ttl_minutes IS NOT NULL"
 )
 _COUNT_VECTORS = "SELECT COUNT(*) FROM garrison_store_vectors"
+_STORE_PAGE = (
+    "SELECT prefix, key, value FROM store WHERE prefix > ? OR (prefix = ? AND key > ?)"
+    " ORDER BY prefix, key LIMIT ?"
+)
+_UPDATE_VALUE = "UPDATE store SET value = ? WHERE prefix = ? AND key = ?"
 
 _BIG_ENDIAN = sys.byteorder == "big"
 
@@ -154,9 +164,11 @@ class GarrisonSqliteStore(AsyncSqliteStore):
         *,
         index: IndexConfig | None = None,
         ttl: TTLConfig | None = None,
+        cipher: StoreCipher | None = None,
     ) -> None:
         super().__init__(conn, ttl=ttl)
         self.vector_index = VectorIndex.from_config(index) if index else None
+        self.cipher = cipher
 
     async def setup(self) -> None:
         if self.is_setup:
@@ -187,7 +199,8 @@ class GarrisonSqliteStore(AsyncSqliteStore):
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         grouped: dict[type, list[tuple[int, Any]]] = defaultdict(list)
-        listed = list(ops)
+        original = list(ops)
+        listed = self.cipher.seal_ops(original) if self.cipher else original
         for position, op in enumerate(listed):
             validate_op_namespace(op)
             grouped[type(op)].append((position, op))
@@ -200,7 +213,8 @@ class GarrisonSqliteStore(AsyncSqliteStore):
         puts = cast(list[tuple[int, PutOp]], grouped.get(PutOp, []))
         # Embed before taking the connection: a slow (remote) model must not hold the lock
         # that every other reader and writer of the database waits on.
-        writes = await self._vector_writes(index, puts) if index and puts else None
+        plain_puts = [(i, cast(PutOp, original[i])) for i, _ in puts]
+        writes = await self._vector_writes(index, plain_puts) if index and puts else None
         queries = await self._embed_queries(index, semantic) if index and semantic else {}
 
         async with self._cursor(transaction=True) as cur:
@@ -217,7 +231,28 @@ class GarrisonSqliteStore(AsyncSqliteStore):
                 if writes is not None:
                     await cur.executemany(_DELETE_VECTORS, writes.replaced)
                     await cur.executemany(_INSERT_VECTOR, writes.rows)
-        return results
+        return self.cipher.open_results(original, results) if self.cipher else results
+
+    async def arewrap_batch(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> tuple[int, tuple[str, str] | None]:
+        """Re-encrypt up to `limit` items after (prefix, key) under the active key, sealing
+        plaintext ones; returns (items changed, the last item seen, None when done)."""
+        cipher = self.cipher
+        if cipher is None:
+            return 0, None
+        prefix, key = after or ("", "")
+        changed = 0
+        async with self._cursor(transaction=True) as cur:
+            await cur.execute(_STORE_PAGE, (prefix, prefix, key, limit))
+            rows = list(await cur.fetchall())
+            for row_prefix, row_key, text in rows:
+                value = cipher.rewrap(tuple(row_prefix.split(".")), row_key, orjson.loads(text))
+                if value is not None:
+                    text = orjson.dumps(value).decode()
+                    await cur.execute(_UPDATE_VALUE, (text, row_prefix, row_key))
+                    changed += 1
+        return changed, ((rows[-1][0], rows[-1][1]) if len(rows) == limit else None)
 
     async def count_vectors(self) -> int:
         """How many vectors the semantic index holds (for metrics and tests)."""

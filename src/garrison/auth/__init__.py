@@ -1,0 +1,1 @@
+"""Authentication (API keys, JWT/OIDC), roles and the route policy."""

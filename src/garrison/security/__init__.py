@@ -1,0 +1,1 @@
+"""Security building blocks: encryption at rest, PII redaction, the audit log."""

@@ -1,0 +1,56 @@
+"""What the storage adapters need to encrypt at rest, built once from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from garrison.config.security_settings import EncryptionSettings
+from garrison.security.checkpoint_cipher import CheckpointCipher
+from garrison.security.envelope import EnvelopeCipher
+from garrison.security.keyring import load_keyring
+from garrison.security.safe_serde import EnvelopeOnlySerializer, safe_serializer
+from garrison.security.store_cipher import StoreCipher
+
+
+@dataclass(frozen=True, slots=True)
+class AtRestEncryption:
+    """`envelopes` None: encryption is off (no keys configured). The serializer is strict
+    either way (S9)."""
+
+    envelopes: EnvelopeCipher | None = None
+    msgpack_allowlist: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(
+        cls, settings: EncryptionSettings, *, production: bool = False, strict: bool | None = None
+    ) -> AtRestEncryption:
+        """Raises KeyringError (start-up refusal) for unsafe or missing-but-required keys.
+        `strict` overrides the setting (the rotation job must read plaintext rows)."""
+        keyring = load_keyring(settings, production=production)
+        strict = settings.strict if strict is None else strict
+        envelopes = EnvelopeCipher(keyring, strict=strict) if keyring else None
+        return cls(envelopes=envelopes, msgpack_allowlist=tuple(settings.msgpack_allowlist))
+
+    @property
+    def enabled(self) -> bool:
+        return self.envelopes is not None
+
+    def serializer(self) -> SerializerProtocol:
+        """What the stock savers (de)serialize rows with."""
+        if self.envelopes is not None and self.envelopes.strict:
+            return EnvelopeOnlySerializer()
+        return safe_serializer(self.msgpack_allowlist)
+
+    def checkpoint_cipher(self) -> CheckpointCipher | None:
+        """Seals and opens values; what it decrypts goes through the safe serializer."""
+        if self.envelopes is None:
+            return None
+        return CheckpointCipher(self.envelopes, safe_serializer(self.msgpack_allowlist))
+
+    def store_cipher(self) -> StoreCipher | None:
+        return StoreCipher(self.envelopes) if self.envelopes else None
+
+
+__all__ = ["AtRestEncryption"]

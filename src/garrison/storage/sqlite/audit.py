@@ -1,0 +1,73 @@
+"""The audit log on SQLite: one append is one write transaction (SQLite's single writer
+serializes appends, so the chain cannot fork)."""
+
+import sqlite3
+from datetime import datetime
+
+from garrison.domain.clock import to_text
+from garrison.security.audit import (
+    COLUMNS,
+    AuditEvent,
+    AuditRecord,
+    ChainHead,
+    from_row,
+    seal,
+    to_row,
+)
+from garrison.storage.sqlite.database import SqliteDatabase
+from garrison.storage.sqlite.rows import fetch_all, fetch_one
+
+_HEAD = "SELECT seq, hash FROM audit_chain_head WHERE id = 1"
+_INSERT = (
+    f"INSERT INTO audit_log ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(':' + name for name in COLUMNS)})"
+)
+_ADVANCE = "UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE seq > ?"
+
+
+def _head(conn: sqlite3.Connection) -> ChainHead:
+    row = fetch_one(conn, _HEAD)
+    assert row is not None  # the migration inserts the head row
+    return ChainHead(int(row["seq"]), str(row["hash"]))
+
+
+def _append(conn: sqlite3.Connection, event: AuditEvent) -> AuditRecord:
+    record = seal(event, _head(conn))
+    row = to_row(record)
+    row["time"] = to_text(event.time)
+    conn.execute(_INSERT, row)
+    conn.execute(_ADVANCE, (record.seq, record.hash))
+    return record
+
+
+def _records(
+    conn: sqlite3.Connection, after_seq: int, since: datetime | None, limit: int
+) -> list[AuditRecord]:
+    query, params = _SELECT, list[object]([after_seq])
+    if since is not None:
+        query += " AND time >= ?"
+        params.append(to_text(since))  # fixed-width UTC text sorts as time
+    rows = fetch_all(conn, f"{query} ORDER BY seq LIMIT ?", (*params, limit))
+    return [from_row(dict(row)) for row in rows]
+
+
+class SqliteAuditLog:
+    """Implements `garrison.storage.ports.AuditLog`."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def append(self, event: AuditEvent) -> AuditRecord:
+        return await self._db.transaction(_append, event)
+
+    async def records(
+        self, *, after_seq: int = 0, since: datetime | None = None, limit: int = 1000
+    ) -> list[AuditRecord]:
+        return await self._db.read(_records, after_seq, since, limit)
+
+    async def head(self) -> ChainHead:
+        return await self._db.read(_head)
+
+
+__all__ = ["SqliteAuditLog"]
