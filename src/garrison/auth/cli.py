@@ -1,6 +1,7 @@
 """`garrison keys create | list | revoke`: API keys for `auth.mode = api_key`."""
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -10,13 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from garrison.auth.api_keys import issue_key
-from garrison.auth.keys_store import open_api_keys
 from garrison.auth.roles import KNOWN_ROLES
 from garrison.config.project import load_project
 from garrison.config.settings import Settings
 from garrison.domain.clock import utcnow
 from garrison.domain.errors import GarrisonError
 from garrison.storage.models import ApiKey
+from garrison.storage.ports import ApiKeyRepository
+from garrison.storage.postgres.api_keys import PostgresApiKeys
+from garrison.storage.sqlite.api_keys import SqliteApiKeys
+from garrison.storage.standalone import open_repository
 
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys (auth mode api_key).")
 
@@ -29,6 +33,10 @@ def _settings(config: Path | None) -> Settings:
     from garrison.cli import project_path
 
     return Settings.load(load_project(project_path(config)).settings_values())
+
+
+def open_api_keys(settings: Settings) -> contextlib.AbstractAsyncContextManager[ApiKeyRepository]:
+    return open_repository(settings, SqliteApiKeys, PostgresApiKeys)
 
 
 def _expiry(text: str | None) -> datetime | None:

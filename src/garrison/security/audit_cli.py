@@ -8,7 +8,7 @@ next to a live server; they only read.
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +22,9 @@ from garrison.config.settings import Settings
 from garrison.domain.errors import GarrisonError
 from garrison.security.audit import ChainBreak, ChainVerifier
 from garrison.storage.ports import AuditLog
+from garrison.storage.postgres.audit import PostgresAuditLog
+from garrison.storage.sqlite.audit import SqliteAuditLog
+from garrison.storage.standalone import open_repository
 
 __all__ = ["audit_app", "export_records", "open_audit_log", "verify_log"]
 
@@ -39,38 +42,8 @@ class ExportFormat(StrEnum):
     jsonl = "jsonl"
 
 
-@contextlib.asynccontextmanager
-async def open_audit_log(settings: Settings) -> AsyncIterator[AuditLog]:
-    url = settings.database.url
-    if url is None:
-        from garrison.storage.sqlite.audit import SqliteAuditLog
-        from garrison.storage.sqlite.database import SqliteDatabase
-
-        sqlite = await SqliteDatabase.open(
-            settings.storage.sqlite_path, busy_timeout_ms=settings.storage.sqlite_busy_timeout_ms
-        )
-        try:
-            yield SqliteAuditLog(sqlite)
-        finally:
-            await sqlite.close()
-        return
-    from garrison.storage.postgres.audit import PostgresAuditLog
-    from garrison.storage.postgres.database import PostgresDatabase
-    from garrison.storage.postgres.migrate import require_schema
-
-    postgres = await PostgresDatabase.open(
-        url.get_secret_value(),
-        min_size=1,
-        max_size=1,
-        connect_timeout_seconds=settings.database.connect_timeout_seconds,
-        name="garrison-audit",
-    )
-    try:
-        async with postgres.connection() as conn:
-            await require_schema(conn, None)
-        yield PostgresAuditLog(postgres)
-    finally:
-        await postgres.close()
+def open_audit_log(settings: Settings) -> contextlib.AbstractAsyncContextManager[AuditLog]:
+    return open_repository(settings, SqliteAuditLog, PostgresAuditLog)
 
 
 async def verify_log(log: AuditLog, page: int = PAGE) -> tuple[int, ChainBreak | None]:
