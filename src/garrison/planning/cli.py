@@ -40,6 +40,15 @@ from garrison.planning.render import (
     profile_table,
     to_yaml,
 )
+from garrison.planning.spot import DEFAULT_MAX_POOLS
+from garrison.planning.spot_prices import SpotDataError, fetch
+from garrison.planning.spot_render import (
+    mix_table,
+    ranking_table,
+    spot_json,
+    spot_notes,
+    spot_report,
+)
 from garrison.planning.topology import DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, TOPOLOGIES
 
 bench_app = typer.Typer(no_args_is_help=True, help="Measure Garrison on this machine.")
@@ -334,3 +343,39 @@ def _plot(profile: Profile, plan: Plan, prices: Prices, spot_share: float, path:
         plot_cost_vs_users(cost_at, plan.workload.daily_active_users, path, title)
     except PlotUnavailableError as exc:
         _fail(str(exc))
+
+
+@plan_app.command("spot")
+def spot_command(
+    ctx: typer.Context,
+    region: Annotated[str, typer.Option(help="AWS region, e.g. us-east-1")],
+    instance_types: Annotated[
+        str, typer.Option(help="Comma-separated candidates, e.g. m7i.large,c7i.xlarge")
+    ],
+    hours: Annotated[float, typer.Option(help="Price history window")] = 24,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="EC2 endpoint instead of AWS's (e.g. a local moto server)")
+    ] = None,
+    max_pools: Annotated[
+        int, typer.Option(min=1, help="(type, AZ) pools in the suggested mix, at most")
+    ] = DEFAULT_MAX_POOLS,
+    output_format: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """Rank EC2 instance types by recent spot price per vCPU and GiB for the plan, and
+    suggest a mix over types and zones (needs `pip install 'garrison[spot]'` and AWS
+    credentials)."""
+    _, plan = ctx.obj
+    names = list(dict.fromkeys(n.strip() for n in instance_types.split(",") if n.strip()))
+    try:
+        data = fetch(region, names, hours, endpoint_url)
+    except SpotDataError as exc:
+        _fail(str(exc))
+    report = spot_report(data, names, plan, hours, max_pools)
+    if not report.ranked:
+        _fail(f"no spot price for {', '.join(names)} in {region} in the last {hours:g} h")
+    if output_format is Format.json:
+        typer.echo(json.dumps(spot_json(report, plan), indent=2))
+        return
+    _console.print(ranking_table(report))
+    _console.print(mix_table(report))
+    print_assumptions(spot_notes(report, plan), f"profile: {plan.profile_source}", _console)
