@@ -117,6 +117,8 @@ def without_semantic_index(config: Path, directory: Path) -> Path:
     machines without pgvector still run everything else against PostgreSQL.
     """
     data = json.loads(config.read_text())
+    if "index" not in data.get("store", {}):
+        return config
     root = config.parent.resolve()
 
     def absolute(path: str) -> str:
@@ -126,6 +128,9 @@ def without_semantic_index(config: Path, directory: Path) -> Path:
     for graph_id, spec in data["graphs"].items():
         location, _, attribute = spec.rpartition(":")
         data["graphs"][graph_id] = f"{absolute(location)}:{attribute}"
+    if isinstance(data.get("auth", {}).get("path"), str):
+        location, _, attribute = data["auth"]["path"].rpartition(":")
+        data["auth"]["path"] = f"{absolute(location)}:{attribute}"
     data.get("store", {}).pop("index", None)
     copy = directory / "langgraph-no-index.json"
     copy.write_text(json.dumps(data))
