@@ -11,6 +11,7 @@ from garrison import __version__
 from garrison.api import assistants, crons, runs, system, threads
 from garrison.api import store as store_api
 from garrison.api.audit_middleware import AuditMiddleware
+from garrison.api.error_responses import document_middleware_errors
 from garrison.api.errors import install_error_handlers
 from garrison.api.middleware import (
     BodyLimitMiddleware,
@@ -19,7 +20,7 @@ from garrison.api.middleware import (
 )
 from garrison.api.rate_limit_middleware import RateLimitMiddleware
 from garrison.auth.middleware import AuthenticationMiddleware, guard_routes
-from garrison.auth.setup import build_authenticator, check_auth_settings
+from garrison.auth.setup import build_access_control, check_auth_settings
 from garrison.bootstrap import is_embedded, open_runtime
 from garrison.config.project import ProjectConfig, load_project
 from garrison.config.settings import Settings
@@ -34,6 +35,7 @@ from garrison.services.container import Services
 from garrison.services.crons import CronScheduler, CronService
 from garrison.services.runs import RunService
 from garrison.services.store import StoreService
+from garrison.services.thread_access import ThreadAccess
 from garrison.services.threads import ThreadService
 from garrison.services.ttl import ThreadTTLSweeper
 
@@ -52,7 +54,10 @@ async def _garrison(
         configure_profiles(project.llm)
         runtime = await open_runtime(settings, project, stack)
         storage, broker, registry = runtime.storage, runtime.broker, runtime.registry
-        app.state.authenticator = build_authenticator(settings, storage)
+        access_control = build_access_control(settings, project, storage)
+        app.state.authenticator = access_control.authenticator
+        authorizer = access_control.authorizer
+        thread_access = ThreadAccess(storage.threads, authorizer)
         metrics = MetricsEndpoint(
             storage=storage,
             broker=broker,
@@ -65,13 +70,14 @@ async def _garrison(
         if tracing.enabled():
             stack.callback(tracing.shutdown_tracing)  # flush the last spans at exit
         webhook_policy = runtime.webhooks
-        assistants_service = AssistantService(storage, registry)
+        assistants_service = AssistantService(storage, registry, authorizer)
         runs_service = RunService(
             storage,
             broker,
             assistants_service,
             webhook_policy,
             settings.worker,
+            thread_access,
             limits=settings.limits,
         )
         threads_service = ThreadService(
@@ -80,8 +86,11 @@ async def _garrison(
             registry,
             runs_service,
             project.checkpointer.ttl if project.checkpointer else None,
+            thread_access,
         )
-        crons_service = CronService(storage, assistants_service, webhook_policy)
+        crons_service = CronService(
+            storage, assistants_service, webhook_policy, authorizer=authorizer
+        )
 
         worker = None
         if settings.worker.enabled:
@@ -123,7 +132,7 @@ async def _garrison(
             threads=threads_service,
             runs=runs_service,
             crons=crons_service,
-            store=StoreService(storage.store),
+            store=StoreService(storage.store, authorizer),
             worker=worker,
         )
         logger.info(
@@ -177,6 +186,7 @@ def create_app(settings: Settings, project: ProjectConfig) -> FastAPI:
         # The busiest routes (runs) come first.
         app.router.routes.extend(router.routes)
     guard_routes(app.router.routes)
+    document_middleware_errors(app.router.routes)
 
     # Innermost first: authentication sits inside CORS, so preflights need no credentials.
     # Inside authentication: it counts requests by the principal authentication found.

@@ -180,6 +180,10 @@ async def open_broker(settings: Settings, stack: contextlib.AsyncExitStack) -> B
     else:
         from garrison.broker.redis import RedisBroker
 
+        # Events kept in Redis for replay are sealed like the database's rows.
+        event_cipher = AtRestEncryption.from_settings(
+            settings.encryption, production=settings.server.production
+        ).event_cipher()
         broker = RedisBroker(
             settings.redis.url.get_secret_value(),
             key_prefix=settings.redis.key_prefix,
@@ -187,6 +191,7 @@ async def open_broker(settings: Settings, stack: contextlib.AsyncExitStack) -> B
             max_events_per_run=settings.streams.max_events_per_run,
             connect_timeout_seconds=settings.redis.connect_timeout_seconds,
             max_connections=settings.redis.max_connections,
+            cipher=event_cipher,
         )
     await broker.start()
     stack.push_async_callback(broker.close)

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from garrison.domain.access import AccessFilter
 from garrison.domain.clock import after, utcnow
 from garrison.domain.errors import ConflictError, NotFoundError
 from garrison.domain.threads import ThreadStatus
@@ -113,3 +114,35 @@ async def test_ids_with_metadata_and_delete(storage: Storage) -> None:
     assert not await storage.threads.delete(OTHER_TENANT, mine.thread_id)
     assert await storage.threads.delete(TENANT, mine.thread_id)
     assert await storage.threads.get(TENANT, mine.thread_id) is None
+
+
+async def test_access_filters_hide_rows_from_search_and_count(storage: Storage) -> None:
+    """Authorization filters apply in the query itself: pages and totals never count a
+    hidden row."""
+    tag = uuid.uuid4().hex
+
+    async def thread(row_owner: str, **metadata: object) -> str:
+        created = await storage.threads.create(
+            TENANT, row_owner, str(uuid.uuid4()), {"tag": tag, **metadata}, None, IfExists.RAISE
+        )
+        return created.thread_id
+
+    alice = await thread("alice", owner="alice", members=["alice", "bob"])
+    bob = await thread("bob", owner="bob", members=["bob"])
+    mallory = await thread("mallory", owner="alice")  # metadata claims alice, the row does not
+
+    async def visible(access: AccessFilter) -> set[str]:
+        query = ThreadQuery(metadata={"tag": tag}, access=access, page=Page(limit=10))
+        found, _ = await storage.threads.search(TENANT, query)
+        assert await storage.threads.count(TENANT, query) == len(found)
+        return {t.thread_id for t in found}
+
+    assert await visible(AccessFilter(owner="alice")) == {alice}
+    assert await visible(AccessFilter(metadata=({"owner": "alice"},))) == {alice, mallory}
+    assert await visible(AccessFilter(metadata=({"members": ["bob"]},))) == {alice, bob}
+    both = AccessFilter(metadata=({"owner": "alice"},), owner="alice")
+    assert await visible(both) == {alice}
+    page, more = await storage.threads.search(
+        TENANT, ThreadQuery(metadata={"tag": tag}, access=AccessFilter(owner="bob"), page=Page(1))
+    )
+    assert [t.thread_id for t in page] == [bob] and more is False

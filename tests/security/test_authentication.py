@@ -95,7 +95,7 @@ def test_keys_are_random_and_long_not_uuids(site: SecuredDeployment) -> None:
 
 def test_only_a_hash_is_stored_and_list_hides_secrets(site: SecuredDeployment) -> None:
     key = site.create_key("stored", "acme", "viewer", "--name", "ci")
-    secret = key.rsplit("_", 1)[1]
+    secret = key.split("_", 2)[2]  # the secret itself may contain "_"
     listing = site.cli("keys", "list", "--tenant", "acme")
     assert listing.returncode == 0 and key.split("_")[1] in listing.stdout
     assert secret not in listing.stdout
@@ -175,3 +175,41 @@ async def test_sdk_client_works_with_a_key(site: SecuredDeployment) -> None:
         assert (await client.threads.get(thread["thread_id"]))["thread_id"] == thread["thread_id"]
     finally:
         await client.http.client.aclose()
+
+
+def test_users_work_with_their_own_threads(site: SecuredDeployment) -> None:
+    """The `user` role: a colleague's threads and runs are invisible (404, absent from
+    search and counts); admins, developers and viewers see the whole tenant."""
+    site.create_key("user-2", "acme", "user")
+    mine, theirs = site.headers("user"), site.headers("user-2")
+    marker = uuid.uuid4().hex
+    thread = call(site, "POST", "/threads", json={"metadata": {"m": marker}}, headers=mine)
+    assert thread.status_code == 200
+    thread_id = thread.json()["thread_id"]
+    run = call(
+        site,
+        "POST",
+        f"/threads/{thread_id}/runs/wait",
+        json={"assistant_id": "echo", "input": {"value": "x"}},
+        headers=mine,
+    )
+    assert run.status_code == 200, run.text
+    for method, path, body in (
+        ("GET", f"/threads/{thread_id}", None),
+        ("GET", f"/threads/{thread_id}/state", None),
+        ("PATCH", f"/threads/{thread_id}", {"metadata": {"m": "stolen"}}),
+        ("GET", f"/threads/{thread_id}/runs", None),
+        ("POST", f"/threads/{thread_id}/runs/wait", {"assistant_id": "echo", "input": {}}),
+        ("DELETE", f"/threads/{thread_id}", None),
+    ):
+        response = call(site, method, path, json=body, headers=theirs)
+        assert response.status_code == 404, (method, path, response.text)
+    search = {"metadata": {"m": marker}}
+    assert call(site, "POST", "/threads/search", json=search, headers=theirs).json() == []
+    assert call(site, "POST", "/threads/count", json=search, headers=theirs).json() == 0
+    assert call(site, "POST", "/threads/count", json=search, headers=mine).json() == 1
+    for role in ("admin", "developer", "viewer"):
+        seen = call(site, "POST", "/threads/search", json=search, headers=site.headers(role))
+        assert [t["thread_id"] for t in seen.json()] == [thread_id], role
+    mine_now = call(site, "GET", f"/threads/{thread_id}", headers=mine).json()
+    assert mine_now["metadata"]["m"] == marker  # the colleague's PATCH never landed

@@ -8,6 +8,8 @@ or `Authorization: Bearer gk_...`; JWTs as `Authorization: Bearer <token>`.
 from collections.abc import Mapping
 from typing import Protocol
 
+from starlette.requests import Request
+
 from garrison.auth.api_keys import parse_key, secret_matches
 from garrison.domain.clock import utcnow
 from garrison.domain.errors import AuthenticationError
@@ -19,8 +21,9 @@ _BAD_KEY = "Invalid API key"
 
 
 class Authenticator(Protocol):
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        """The caller, or AuthenticationError. `headers` has lower-case names."""
+    async def authenticate(self, request: Request) -> Principal:
+        """The caller, or AuthenticationError (401) / PermissionDeniedError (403). Reading
+        the body is allowed: the middleware replays it to the route."""
         ...
 
 
@@ -37,7 +40,7 @@ class AnonymousAuthenticator:
     def __init__(self, role: str) -> None:
         self._principal = Principal(tenant_id=DEFAULT_TENANT, roles=frozenset({role}))
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    async def authenticate(self, request: Request) -> Principal:
         return self._principal
 
 
@@ -47,7 +50,8 @@ class ApiKeyAuthenticator:
     def __init__(self, keys: ApiKeyRepository) -> None:
         self._keys = keys
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    async def authenticate(self, request: Request) -> Principal:
+        headers = request.headers
         text = headers.get("x-api-key") or bearer_token(headers)
         if not text:
             raise AuthenticationError("Missing API key (send it in the x-api-key header)")
@@ -77,8 +81,8 @@ class JwtAuthenticator:
     def __init__(self, verifier: TokenVerifier) -> None:
         self._verifier = verifier
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        token = bearer_token(headers)
+    async def authenticate(self, request: Request) -> Principal:
+        token = bearer_token(request.headers)
         if token is None:
             raise AuthenticationError("Missing bearer token")
         return await self._verifier.verify(token)

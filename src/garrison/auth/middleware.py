@@ -15,14 +15,15 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from garrison import serde
 from garrison.auth.authenticators import Authenticator
 from garrison.auth.roles import allows
 from garrison.auth.route_policy import PUBLIC, Permission, classified_routes, permission_for
-from garrison.domain.errors import AuthenticationError, GarrisonError
+from garrison.domain.errors import AuthenticationError, GarrisonError, PermissionDeniedError
 
 logger = logging.getLogger("garrison.auth")
 
@@ -59,13 +60,17 @@ class AuthenticationMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        body = _ReplayableBody(receive)
         try:
             authenticator: Authenticator = scope["app"].state.authenticator
-            principal = await authenticator.authenticate(headers)
+            principal = await authenticator.authenticate(Request(scope, body.receive))
         except AuthenticationError as exc:
             state["auth_event"] = {"outcome": "failure", "reason": exc.detail}
             await _refuse(send, 401, exc.detail, [(b"www-authenticate", b"Bearer")])
+            return
+        except PermissionDeniedError as exc:  # a custom handler refused with a non-401
+            state["auth_event"] = {"outcome": "failure", "reason": exc.detail}
+            await _refuse(send, 403, exc.detail, [])
             return
         except GarrisonError as exc:  # e.g. storage unavailable while looking a key up
             state["auth_event"] = {"outcome": "failure", "reason": exc.detail}
@@ -74,7 +79,26 @@ class AuthenticationMiddleware:
         state["principal"] = principal
         if principal.auth_kind != "none":  # nothing was proven in `none` mode; nothing to log
             state["auth_event"] = {"outcome": "success", "reason": principal.auth_kind}
-        await self.app(scope, receive, send)
+        await self.app(scope, body.replay, send)
+
+
+class _ReplayableBody:
+    """Records the body messages an authenticator reads, and hands them to the route
+    first: a custom `@auth.authenticate(body)` handler must not eat the request."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._read: list[Message] = []
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        self._read.append(message)
+        return message
+
+    async def replay(self) -> Message:
+        if self._read:
+            return self._read.pop(0)
+        return await self._receive()
 
 
 class _Authorized:

@@ -2,8 +2,8 @@
 
 - admin: everything in its tenant (and, from the command line, its API keys);
 - developer: assistants, threads, runs, crons and the store;
-- user: reads assistants; creates and works with threads and runs. Threads are shared
-  within the tenant for now: per-user ownership comes with custom auth filters;
+- user: reads assistants; creates and works with its own threads and their runs (the
+  ownership rule is `garrison.auth.ownership`);
 - viewer: reads and searches everything in the tenant, changes nothing.
 """
 

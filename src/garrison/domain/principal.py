@@ -4,6 +4,8 @@ roles that decide what the caller may do."""
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from garrison.domain.auth_user import AuthUser
+
 DEFAULT_TENANT = "default"
 
 
@@ -17,6 +19,18 @@ class Principal:
     # key's public id: rate limits and stream caps count per credential.
     auth_kind: str = "none"
     credential_id: str | None = None
+    # The user custom auth handlers and graphs see (`langgraph_auth_user`); None when the
+    # caller is anonymous.
+    user: AuthUser | None = field(default=None, compare=False)
+
+    @property
+    def graph_user(self) -> AuthUser | None:
+        """The user a run's graph sees as `langgraph_auth_user`."""
+        if self.user is not None:
+            return self.user
+        if self.identity is None:
+            return None
+        return AuthUser({"identity": self.identity, "permissions": list(self.permissions)})
 
     @property
     def rate_key(self) -> str:

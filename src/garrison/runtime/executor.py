@@ -20,6 +20,7 @@ from langgraph.types import Command, Send, StateSnapshot
 from garrison import serde
 from garrison.broker.ports import Broker
 from garrison.domain.attempts import AttemptToken, current_attempt
+from garrison.domain.auth_user import AuthUser
 from garrison.domain.errors import GarrisonError, LeaseLostError, UnavailableError
 from garrison.domain.principal import current_tenant
 from garrison.domain.runs import CancelAction
@@ -124,6 +125,7 @@ class RunExecutor:
         config: RunnableConfig = kwargs.get("config") or {}
         config = {
             **config,
+            "configurable": _with_auth_user(config.get("configurable") or {}),
             "metadata": {**config.get("metadata", {}), "run_attempt": attempt.number},
         }
         if callbacks is not None:
@@ -268,6 +270,15 @@ def _without_interrupts(values: Any) -> Any:
     if isinstance(values, dict):
         values = {k: v for k, v in values.items() if k != INTERRUPT_KEY}
     return serde.to_jsonable(values)
+
+
+def _with_auth_user(configurable: dict[str, Any]) -> dict[str, Any]:
+    """The run carries its caller as a plain dict; graphs read it as a user object
+    (`user.identity` and `user["identity"]`), as on LangGraph Server."""
+    user = configurable.get("langgraph_auth_user")
+    if not isinstance(user, dict):
+        return configurable
+    return {**configurable, "langgraph_auth_user": AuthUser(user)}
 
 
 def _graph_input(kwargs: Json) -> Any:

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from garrison.config.security_settings import EncryptionSettings
+from garrison.security.api_rows import ApiRowCipher
 from garrison.security.checkpoint_cipher import CheckpointCipher
 from garrison.security.envelope import EnvelopeCipher
+from garrison.security.event_cipher import EventCipher
+from garrison.security.field_cipher import FieldCipher
 from garrison.security.keyring import load_keyring
 from garrison.security.safe_serde import EnvelopeOnlySerializer, safe_serializer
 from garrison.security.store_cipher import StoreCipher
@@ -21,6 +24,9 @@ class AtRestEncryption:
 
     envelopes: EnvelopeCipher | None = None
     msgpack_allowlist: tuple[str, ...] = ()
+    sensitive_metadata_keys: tuple[str, ...] = tuple(
+        EncryptionSettings.model_fields["sensitive_metadata_keys"].default
+    )
 
     @classmethod
     def from_settings(
@@ -31,7 +37,11 @@ class AtRestEncryption:
         keyring = load_keyring(settings, production=production)
         strict = settings.strict if strict is None else strict
         envelopes = EnvelopeCipher(keyring, strict=strict) if keyring else None
-        return cls(envelopes=envelopes, msgpack_allowlist=tuple(settings.msgpack_allowlist))
+        return cls(
+            envelopes=envelopes,
+            msgpack_allowlist=tuple(settings.msgpack_allowlist),
+            sensitive_metadata_keys=tuple(settings.sensitive_metadata_keys),
+        )
 
     @property
     def enabled(self) -> bool:
@@ -51,6 +61,14 @@ class AtRestEncryption:
 
     def store_cipher(self) -> StoreCipher | None:
         return StoreCipher(self.envelopes) if self.envelopes else None
+
+    def event_cipher(self) -> EventCipher | None:
+        """Seals stream events kept in Redis for replay."""
+        return EventCipher(self.envelopes) if self.envelopes else None
+
+    def api_rows(self) -> ApiRowCipher:
+        """Seals the API tables' fields (a pass-through when encryption is off)."""
+        return ApiRowCipher(FieldCipher(self.envelopes, self.sensitive_metadata_keys))
 
 
 __all__ = ["AtRestEncryption"]

@@ -21,6 +21,10 @@ class RewrappableCheckpoints(Protocol):
     async def arewrap_threads(self, thread_ids: Sequence[str]) -> int: ...
 
 
+class RewrappableApiRows(Protocol):
+    async def arewrap_api_rows(self, batch_size: int) -> int: ...
+
+
 class RewrappableStore(Protocol):
     async def arewrap_batch(
         self, after: tuple[str, str] | None, limit: int
@@ -33,6 +37,7 @@ class RotationProgress:
     checkpoint_rows: int = 0  # rows re-encrypted (checkpoints, blobs, writes)
     store_batches: int = 0
     store_items: int = 0  # items re-encrypted
+    api_rows: int = 0  # thread, run, cron and assistant rows re-encrypted
     last_thread: str | None = None  # resume point for `--after-thread`
 
 
@@ -43,8 +48,10 @@ async def rotate_data(
     batch_size: int = 200,
     after_thread: str | None = None,
     on_progress: Callable[[RotationProgress], None] = lambda _: None,
+    api_rows: RewrappableApiRows | None = None,
 ) -> RotationProgress:
-    """Re-encrypt every checkpoint row and store item under the active key."""
+    """Re-encrypt every checkpoint row, store item and (with `api_rows`) sealed API-table
+    field under the active key."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     progress = RotationProgress(last_thread=after_thread)
@@ -64,7 +71,16 @@ async def rotate_data(
         on_progress(progress)
         if cursor is None:
             break
+    if api_rows is not None:
+        progress.api_rows = await api_rows.arewrap_api_rows(batch_size)
+        on_progress(progress)
     return progress
 
 
-__all__ = ["RewrappableCheckpoints", "RewrappableStore", "RotationProgress", "rotate_data"]
+__all__ = [
+    "RewrappableApiRows",
+    "RewrappableCheckpoints",
+    "RewrappableStore",
+    "RotationProgress",
+    "rotate_data",
+]

@@ -1,4 +1,5 @@
-"""`garrison keys rotate-data`: re-encrypt every stored checkpoint and store item under
+"""`garrison keys rotate-data`: re-encrypt every stored checkpoint, store item and sealed
+API-table field (run input, thread state copies, cron payloads, sensitive metadata) under
 the active encryption key (the first of `GARRISON_ENCRYPTION_KEYS`).
 
 Run it after putting a new key first: the old key can be removed once it reports done.
@@ -43,7 +44,8 @@ async def rotate_storage(
         typer.echo(
             f"threads {progress.threads} (last {progress.last_thread!r}),"
             f" checkpoint rows re-encrypted {progress.checkpoint_rows},"
-            f" store items re-encrypted {progress.store_items}",
+            f" store items re-encrypted {progress.store_items},"
+            f" API rows re-encrypted {progress.api_rows}",
             err=True,
         )
 
@@ -63,6 +65,7 @@ async def rotate_storage(
                 batch_size=batch_size,
                 after_thread=after_thread,
                 on_progress=report,
+                api_rows=sqlite,
             )
         finally:
             await sqlite.close()
@@ -82,6 +85,7 @@ async def rotate_storage(
             batch_size=batch_size,
             after_thread=after_thread,
             on_progress=report,
+            api_rows=postgres,
         )
     finally:
         await postgres.close()
@@ -110,7 +114,8 @@ def rotate_data(
         raise typer.Exit(2) from None
     typer.echo(
         f"done: {done.threads} threads, {done.checkpoint_rows} checkpoint rows and"
-        f" {done.store_items} store items re-encrypted under the active key"
+        f" {done.store_items} store items and {done.api_rows} API rows (threads, runs,"
+        " crons, assistants) re-encrypted under the active key"
     )
 
 

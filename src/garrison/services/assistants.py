@@ -5,13 +5,21 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from garrison.domain.errors import BadRequestError, InvalidArgumentError, NotFoundError
+from garrison.domain.access import AccessFilter
+from garrison.domain.errors import (
+    BadRequestError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from garrison.domain.ids import is_uuid, parse_uuid, system_assistant_id
 from garrison.domain.principal import Principal
 from garrison.runtime import introspection
 from garrison.runtime.graphs import GraphRegistry
 from garrison.schemas import assistants as wire
 from garrison.schemas.common import Config
+from garrison.services.authorization import AllowAll, Authorizer
+from garrison.services.thread_access import admits
 from garrison.storage import models
 from garrison.storage.models import AssistantQuery, IfExists, Json, Page, SortOrder
 from garrison.storage.ports import Storage
@@ -33,9 +41,32 @@ def config_and_context(config: Json | None, context: Json | None) -> tuple[Json,
 
 
 class AssistantService:
-    def __init__(self, storage: Storage, registry: GraphRegistry) -> None:
+    def __init__(
+        self, storage: Storage, registry: GraphRegistry, authorizer: Authorizer | None = None
+    ) -> None:
         self._storage = storage
         self._registry = registry
+        self._authorizer = authorizer or AllowAll()
+
+    async def _decide(
+        self, principal: Principal, action: str, value: dict[str, Any]
+    ) -> AccessFilter | None:
+        return await self._authorizer.authorize(principal, "assistants", action, value)
+
+    async def _visible(
+        self, principal: Principal, assistant_id: str, action: str, *, served: bool = True
+    ) -> models.Assistant:
+        """The assistant, if it exists, serves a registered graph (when `served`) and the
+        caller may `action` it; otherwise NotFoundError."""
+        access = await self._decide(principal, action, {"assistant_id": assistant_id})
+        assistant = await self._storage.assistants.get(principal.tenant_id, assistant_id)
+        if (
+            assistant is None
+            or (served and not self._registry.has(assistant.graph_id))
+            or not admits(access, assistant)
+        ):
+            raise NotFoundError(f"Assistant {assistant_id} not found")
+        return assistant
 
     def _require_graph(self, graph_id: str) -> None:
         if not self._registry.has(graph_id):
@@ -48,29 +79,45 @@ class AssistantService:
             parse_uuid(body.assistant_id, "assistant_id") if body.assistant_id else _new_id()
         )
         config, context = config_and_context(_dump(body.config), body.context)
+        request: Json = {
+            "assistant_id": assistant_id,
+            "graph_id": body.graph_id,
+            "config": config,
+            "context": context,
+            "metadata": dict(body.metadata or {}),
+            "if_exists": body.if_exists,
+            "name": body.name or "Untitled",
+        }
+        access = await self._decide(principal, "create", request)
+        if access is not None and body.assistant_id:
+            existing = await self._storage.assistants.get(principal.tenant_id, assistant_id)
+            if existing is not None and not admits(access, existing):
+                raise ConflictError(f"Assistant {assistant_id} already exists")
         new = models.NewAssistant(
             assistant_id=assistant_id,
             graph_id=body.graph_id,
-            name=body.name or "Untitled",
+            name=request["name"],
             description=body.description,
-            config=config,
-            context=context,
-            metadata=body.metadata or {},
+            config=request["config"],
+            context=request["context"],
+            metadata=dict(request["metadata"] or {}),
         )
         return await self._storage.assistants.create(
             principal.tenant_id, principal.identity, new, IfExists(body.if_exists)
         )
 
-    async def get(self, principal: Principal, assistant_id: str) -> models.Assistant:
-        assistant = await self._storage.assistants.get(
-            principal.tenant_id, parse_uuid(assistant_id, "assistant_id")
-        )
-        if assistant is None or not self._registry.has(assistant.graph_id):
-            raise NotFoundError(f"Assistant {assistant_id} not found")
-        return assistant
+    async def get(
+        self, principal: Principal, assistant_id: str, action: str = "read"
+    ) -> models.Assistant:
+        return await self._visible(principal, parse_uuid(assistant_id, "assistant_id"), action)
 
-    async def resolve(self, principal: Principal, assistant_id: str) -> models.Assistant:
-        """An assistant by id, or a graph's system assistant by graph name (runs, crons)."""
+    async def resolve(
+        self, principal: Principal, assistant_id: str, *, for_run: bool = False
+    ) -> models.Assistant:
+        """An assistant by id, or a graph's system assistant by graph name (runs, crons).
+
+        Runs need `read` on the assistant, except on a system assistant (every graph's
+        default, which custom auth filters would otherwise hide from everyone)."""
         if not is_uuid(assistant_id):
             if not self._registry.has(assistant_id):
                 known = ", ".join(self._registry.graph_ids)
@@ -82,30 +129,49 @@ class AssistantService:
         assistant = await self._storage.assistants.get(principal.tenant_id, assistant_id.lower())
         if assistant is None or not self._registry.has(assistant.graph_id):
             raise NotFoundError(ASSISTANT_NOT_FOUND)
+        if for_run and assistant.tenant_id is None:
+            return assistant
+        access = await self._decide(principal, "read", {"assistant_id": assistant.assistant_id})
+        if not admits(access, assistant):
+            raise NotFoundError(ASSISTANT_NOT_FOUND)
         return assistant
 
     async def update(
         self, principal: Principal, assistant_id: str, body: wire.AssistantPatch
     ) -> models.Assistant:
-        current = await self.get(principal, assistant_id)
-        if body.graph_id is not None:
-            self._require_graph(body.graph_id)
+        assistant_id = parse_uuid(assistant_id, "assistant_id")
+        request: Json = {
+            "assistant_id": assistant_id,
+            "graph_id": body.graph_id,
+            "config": _dump(body.config),
+            "context": body.context,
+            "metadata": body.metadata,
+            "name": body.name,
+        }
+        access = await self._decide(principal, "update", request)
+        current = await self._storage.assistants.get(principal.tenant_id, assistant_id)
+        if current is None or not self._registry.has(current.graph_id):
+            raise NotFoundError(f"Assistant {assistant_id} not found")
+        if not admits(access, current):
+            raise NotFoundError(f"Assistant {assistant_id} not found")
+        if request["graph_id"] is not None:
+            self._require_graph(request["graph_id"])
         config: Json | None = None
         context: Json | None = None
-        if body.config is not None:
-            config, context = config_and_context(_dump(body.config), body.context)
-        elif body.context is not None:
+        if request["config"] is not None:
+            config, context = config_and_context(request["config"], request["context"])
+        elif request["context"] is not None:
             # Only the context changes: the current config keeps everything else, and its
             # `configurable` follows the new context (the two mirror each other).
-            context = dict(body.context)
+            context = dict(request["context"])
             config = {**current.config, "configurable": dict(context)}
         patch = models.AssistantPatch(
-            graph_id=body.graph_id,
-            name=body.name,
+            graph_id=request["graph_id"],
+            name=request["name"],
             description=body.description,
             config=config,
             context=context,
-            metadata=body.metadata,
+            metadata=request["metadata"],
         )
         return await self._storage.assistants.update(
             principal.tenant_id, current.assistant_id, patch
@@ -113,29 +179,47 @@ class AssistantService:
 
     async def delete(self, principal: Principal, assistant_id: str) -> None:
         assistant_id = parse_uuid(assistant_id, "assistant_id")
+        # An assistant whose graph left the project can still be deleted.
+        await self._visible(principal, assistant_id, "delete", served=False)
         if not await self._storage.assistants.delete(principal.tenant_id, assistant_id):
             raise NotFoundError(f"Assistant {assistant_id} not found")
 
     async def search(
         self, principal: Principal, body: wire.AssistantSearch
     ) -> tuple[list[models.Assistant], bool]:
+        request: Json = {
+            "graph_id": body.graph_id,
+            "metadata": body.metadata,
+            "limit": body.limit,
+            "offset": body.offset,
+        }
+        access = await self._decide(principal, "search", request)
         query = AssistantQuery(
-            metadata=body.metadata,
-            graph_id=body.graph_id,
+            metadata=request["metadata"],
+            graph_id=request["graph_id"],
             name=body.name,
             sort_by=body.sort_by or "created_at",
             sort_order=SortOrder(body.sort_order or "desc"),
             page=Page(body.limit, body.offset),
+            access=access,
         )
         return await self._storage.assistants.search(principal.tenant_id, query)
 
     async def count(self, principal: Principal, body: wire.AssistantCount) -> int:
-        query = AssistantQuery(metadata=body.metadata, graph_id=body.graph_id, name=body.name)
+        request: Json = {"graph_id": body.graph_id, "metadata": body.metadata}
+        access = await self._decide(principal, "search", request)
+        query = AssistantQuery(
+            metadata=request["metadata"],
+            graph_id=request["graph_id"],
+            name=body.name,
+            access=access,
+        )
         return await self._storage.assistants.count(principal.tenant_id, query)
 
     async def versions(
         self, principal: Principal, assistant_id: str, body: wire.AssistantVersionsQuery
     ) -> list[models.Assistant]:
+        await self.get(principal, assistant_id)
         versions = await self._storage.assistants.versions(
             principal.tenant_id,
             parse_uuid(assistant_id, "assistant_id"),
@@ -149,6 +233,7 @@ class AssistantService:
     async def set_latest(
         self, principal: Principal, assistant_id: str, version: int
     ) -> models.Assistant:
+        await self.get(principal, assistant_id, "update")
         return await self._storage.assistants.set_latest(
             principal.tenant_id, parse_uuid(assistant_id, "assistant_id"), version
         )

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from garrison.domain.access import AccessFilter
 from garrison.domain.clock import utcnow
 from garrison.domain.cron import next_fire, parse_timezone, validate_schedule
 from garrison.domain.errors import (
@@ -21,6 +22,8 @@ from garrison.domain.principal import Principal
 from garrison.schemas import crons as wire
 from garrison.schemas.runs import RunCreate
 from garrison.services.assistants import ASSISTANT_NOT_FOUND, AssistantService
+from garrison.services.authorization import AllowAll, Authorizer
+from garrison.services.thread_access import admits
 from garrison.services.webhooks import WebhookPolicy
 from garrison.storage import models
 from garrison.storage.models import UNSET, CronQuery, Json, Page, SortOrder
@@ -67,12 +70,19 @@ class CronService:
         assistants: AssistantService,
         webhooks: WebhookPolicy,
         *,
+        authorizer: Authorizer | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._storage = storage
         self._assistants = assistants
         self._webhooks = webhooks
+        self._authorizer = authorizer or AllowAll()
         self._clock = clock
+
+    async def _decide(
+        self, principal: Principal, action: str, value: dict[str, Any]
+    ) -> AccessFilter | None:
+        return await self._authorizer.authorize(principal, "crons", action, value)
 
     async def create(
         self, principal: Principal, thread_id: str | None, body: wire.CronCreate
@@ -87,15 +97,27 @@ class CronService:
         if body.webhook:
             await self._check_webhook(body.webhook)
         payload: Json = {"assistant_id": assistant.assistant_id, **_dump_fields(body)}
+        cron_id = uuid7()
+        request: Json = {
+            "payload": payload,
+            "schedule": schedule,
+            "cron_id": cron_id,
+            "thread_id": thread_id,
+            "user_id": principal.identity,
+            "end_time": body.end_time,
+            "metadata": dict(body.metadata or {}),
+        }
+        await self._decide(principal, "create", request)
+        payload = request["payload"]
         _check_config(payload)
         new = models.NewCron(
-            cron_id=uuid7(),
+            cron_id=cron_id,
             assistant_id=assistant.assistant_id,
             thread_id=thread_id,
             schedule=schedule,
             timezone=timezone,
             payload=payload,
-            metadata=dict(body.metadata or {}),
+            metadata=dict(request["metadata"] or {}),
             end_time=_aware(body.end_time),
             next_run_date=next_fire(schedule, timezone, self._clock()),
             enabled=body.enabled,
@@ -104,9 +126,12 @@ class CronService:
         )
         return await self._storage.crons.create(principal.tenant_id, principal.identity, new)
 
-    async def get(self, principal: Principal, cron_id: str) -> models.Cron:
-        cron = await self._storage.crons.get(principal.tenant_id, parse_uuid(cron_id, "cron_id"))
-        if cron is None:
+    async def get(self, principal: Principal, cron_id: str, action: str = "read") -> models.Cron:
+        """The cron, if the caller may `action` it (else NotFoundError)."""
+        cron_id = parse_uuid(cron_id, "cron_id")
+        access = await self._decide(principal, action, {"cron_id": cron_id})
+        cron = await self._storage.crons.get(principal.tenant_id, cron_id)
+        if cron is None or not admits(access, cron):
             raise NotFoundError(f"Cron {cron_id} not found")
         return cron
 
@@ -115,7 +140,7 @@ class CronService:
         given = body.model_fields_set & _PATCH_FIELDS
         if not given:
             raise BadRequestError("Nothing to update: the request body sets no cron field")
-        current = await self.get(principal, cron_id)
+        current = await self.get(principal, cron_id, "update")
         schedule = validate_schedule(body.schedule) if body.schedule is not None else None
         timezone = body.timezone or None
         if timezone is not None:
@@ -159,35 +184,51 @@ class CronService:
         return await self._storage.crons.update(principal.tenant_id, current.cron_id, patch)
 
     async def delete(self, principal: Principal, cron_id: str) -> None:
-        cron_id = parse_uuid(cron_id, "cron_id")
+        cron_id = (await self.get(principal, cron_id, "delete")).cron_id
         if not await self._storage.crons.delete(principal.tenant_id, cron_id):
             raise NotFoundError(f"Cron {cron_id} not found")
 
     async def search(
         self, principal: Principal, body: wire.CronSearch
     ) -> tuple[list[models.Cron], bool]:
+        request: Json = {
+            "assistant_id": _optional_uuid(body.assistant_id, "assistant_id"),
+            "thread_id": _optional_uuid(body.thread_id, "thread_id"),
+            "metadata": body.metadata,
+            "limit": body.limit,
+            "offset": body.offset,
+        }
+        access = await self._decide(principal, "search", request)
         query = CronQuery(
-            assistant_id=_optional_uuid(body.assistant_id, "assistant_id"),
-            thread_id=_optional_uuid(body.thread_id, "thread_id"),
+            assistant_id=request["assistant_id"],
+            thread_id=request["thread_id"],
             enabled=body.enabled,
-            metadata=body.metadata,
+            metadata=request["metadata"],
             sort_by=body.sort_by or "created_at",
             sort_order=SortOrder(body.sort_order or "desc"),
             page=Page(body.limit, body.offset),
+            access=access,
         )
         return await self._storage.crons.search(principal.tenant_id, query)
 
     async def count(self, principal: Principal, body: wire.CronCount) -> int:
+        request: Json = {
+            "assistant_id": _optional_uuid(body.assistant_id, "assistant_id"),
+            "thread_id": _optional_uuid(body.thread_id, "thread_id"),
+            "metadata": body.metadata,
+        }
+        access = await self._decide(principal, "search", request)
         query = CronQuery(
-            assistant_id=_optional_uuid(body.assistant_id, "assistant_id"),
-            thread_id=_optional_uuid(body.thread_id, "thread_id"),
-            metadata=body.metadata,
+            assistant_id=request["assistant_id"],
+            thread_id=request["thread_id"],
+            metadata=request["metadata"],
+            access=access,
         )
         return await self._storage.crons.count(principal.tenant_id, query)
 
     async def _resolve_assistant(self, principal: Principal, assistant_id: str) -> models.Assistant:
         try:
-            return await self._assistants.resolve(principal, assistant_id)
+            return await self._assistants.resolve(principal, assistant_id, for_run=True)
         except InvalidArgumentError:
             # Runs answer 422 for a name that is neither a UUID nor a graph; crons answer 404.
             raise NotFoundError(ASSISTANT_NOT_FOUND) from None

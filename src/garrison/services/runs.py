@@ -12,6 +12,7 @@ from garrison.domain.errors import (
     BadRequestError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     TooManyRequestsError,
 )
 from garrison.domain.ids import parse_uuid, uuid7
@@ -23,6 +24,7 @@ from garrison.schemas import runs as wire
 from garrison.services.assistants import AssistantService
 from garrison.services.status_checks import RunStatusChecks
 from garrison.services.streams import without_stale_attempts
+from garrison.services.thread_access import ThreadAccess, admits
 from garrison.services.webhooks import WebhookPolicy
 from garrison.storage import models
 from garrison.storage.models import CancelledRun, Json, NewRun, Page
@@ -41,10 +43,12 @@ class RunService:
         assistants: AssistantService,
         webhooks: WebhookPolicy,
         settings: WorkerSettings,
+        access: ThreadAccess,
         *,
         limits: LimitSettings | None = None,
     ) -> None:
         self._storage = storage
+        self._access = access
         self._broker = broker
         self._assistants = assistants
         self._webhooks = webhooks
@@ -72,7 +76,10 @@ class RunService:
         if stateless and body.command is not None and "resume" in body.command.model_fields_set:
             raise BadRequestError("You must provide a thread_id when resuming.")
         thread_id = parse_uuid(thread_id, "thread_id") if thread_id is not None else uuid7()
-        assistant = await self._assistants.resolve(principal, body.assistant_id)
+        request = _run_request(body, thread_id, stateless)
+        await self._authorize_run(principal, request, stateless)
+        body = body.model_copy(update={"metadata": request["metadata"]})
+        assistant = await self._assistants.resolve(principal, body.assistant_id, for_run=True)
         if body.webhook:
             if not self._webhooks.enabled:
                 raise BadRequestError("Webhooks are disabled on this server")
@@ -117,6 +124,16 @@ class RunService:
             await self._settle_cancel(principal, superseded)
         await self._broker.notify_work()
         return created.run
+
+    async def _authorize_run(self, principal: Principal, request: Json, stateless: bool) -> None:
+        """`threads.create_run` on the run's thread; a thread the caller may not see is
+        reported as missing."""
+        access = await self._access.decide(principal, "create_run", request)
+        if access is None or stateless:
+            return
+        thread = await self._storage.threads.get(principal.tenant_id, request["thread_id"])
+        if thread is not None and not admits(access, thread):
+            raise NotFoundError(f"Thread {request['thread_id']} not found")
 
     async def _check_tenant_caps(self, tenant_id: str) -> None:
         """Refuse a new run while the tenant is at its queued or in-flight cap.
@@ -175,6 +192,13 @@ class RunService:
         }
         if principal.identity is not None:
             configurable["user_id"] = principal.identity
+        user = principal.graph_user
+        if user is not None:
+            # What graphs read as config["configurable"]["langgraph_auth_user"] (rebuilt as
+            # an AuthUser by the worker).
+            configurable["langgraph_auth_user"] = user.to_dict()
+            configurable["langgraph_auth_user_id"] = user.identity
+            configurable["langgraph_auth_permissions"] = user.permissions
         tags = [*assistant.config.get("tags", []), *run_config.pop("tags", [])]
         config: Json = {
             **{k: v for k, v in assistant.config.items() if k != "configurable"},
@@ -194,10 +218,14 @@ class RunService:
         return [await self.create(principal, None, body) for body in bodies]
 
     # Reading ---------------------------------------------------------------------------
-    async def get(self, principal: Principal, thread_id: str, run_id: str) -> models.Run:
-        run = await self._storage.runs.get(
-            principal.tenant_id, parse_uuid(run_id, "run_id"), parse_uuid(thread_id, "thread_id")
-        )
+    async def get(
+        self, principal: Principal, thread_id: str, run_id: str, action: str = "read"
+    ) -> models.Run:
+        """The run, if the caller may `action` its thread (else NotFoundError)."""
+        thread_id = parse_uuid(thread_id, "thread_id")
+        run_id = parse_uuid(run_id, "run_id")
+        await self._access.check(principal, action, thread_id, run_id=run_id)
+        run = await self._storage.runs.get(principal.tenant_id, run_id, thread_id)
         if run is None:
             raise NotFoundError(f"Run {run_id} not found")
         return run
@@ -207,6 +235,10 @@ class RunService:
         run = await self._storage.runs.get(principal.tenant_id, parse_uuid(run_id, "run_id"))
         if run is None:
             raise NotFoundError(f"Run {run_id} not found")
+        try:
+            await self._access.check(principal, "read", run.thread_id, run_id=run.run_id)
+        except NotFoundError:
+            raise NotFoundError(f"Run {run_id} not found") from None
         return run
 
     async def list_runs(
@@ -217,12 +249,14 @@ class RunService:
         offset: int,
         status: RunStatus | None,
     ) -> list[models.Run]:
+        thread_id = parse_uuid(thread_id, "thread_id")
+        await self._access.check(principal, "read", thread_id, run_id=None)
         return await self._storage.runs.list_runs(
-            principal.tenant_id, parse_uuid(thread_id, "thread_id"), Page(limit, offset), status
+            principal.tenant_id, thread_id, Page(limit, offset), status
         )
 
     async def delete(self, principal: Principal, thread_id: str, run_id: str) -> None:
-        run = await self.get(principal, thread_id, run_id)
+        run = await self.get(principal, thread_id, run_id, "delete")
         if not await self._storage.runs.delete(principal.tenant_id, run.thread_id, run.run_id):
             raise NotFoundError(f"Run {run_id} not found")
         await self._storage.checkpointer.adelete_for_runs([run.run_id])
@@ -231,7 +265,7 @@ class RunService:
     async def cancel(
         self, principal: Principal, thread_id: str, run_id: str, action: CancelAction
     ) -> models.Run:
-        run = await self.get(principal, thread_id, run_id)
+        run = await self.get(principal, thread_id, run_id, "update")
         cancelled = await self._storage.runs.cancel(
             principal.tenant_id, action, thread_id=run.thread_id, run_ids=[run.run_id]
         )
@@ -251,10 +285,16 @@ class RunService:
         statuses = None
         if body.status is not None and body.status != "all":
             statuses = [RunStatus(body.status)]
+        thread_id = parse_uuid(body.thread_id, "thread_id") if body.thread_id else None
+        if thread_id is not None:
+            await self._access.check(principal, "update", thread_id, run_id=None)
+        elif await self._access.decide(principal, "update", {"thread_id": None}) is not None:
+            # Cancelling by status reaches every thread of the tenant, including hidden ones.
+            raise PermissionDeniedError("Cancelling runs by status needs access to every thread")
         cancelled = await self._storage.runs.cancel(
             principal.tenant_id,
             action,
-            thread_id=parse_uuid(body.thread_id, "thread_id") if body.thread_id else None,
+            thread_id=thread_id,
             run_ids=[parse_uuid(r, "run_id") for r in body.run_ids] if body.run_ids else None,
             statuses=statuses,
         )
@@ -357,6 +397,23 @@ def _thread_output(thread: models.Thread | None) -> Any:
     if interrupts and isinstance(values, dict):
         return {**values, INTERRUPT_KEY: interrupts}
     return values
+
+
+def _run_request(body: wire.RunCreate, thread_id: str, stateless: bool) -> Json:
+    """The `RunsCreate` payload custom auth handlers receive (and may change)."""
+    return {
+        "thread_id": None if stateless else thread_id,
+        "assistant_id": body.assistant_id,
+        "run_id": None,
+        "status": "pending",
+        "metadata": dict(body.metadata or {}),
+        "prevent_insert_if_inflight": body.multitask_strategy == "reject",
+        "multitask_strategy": body.multitask_strategy,
+        "if_not_exists": body.if_not_exists,
+        "after_seconds": body.after_seconds,
+        "kwargs": {"input": body.input, "config": body.config, "context": body.context},
+        "action": None,
+    }
 
 
 def _without_reserved(configurable: Json) -> Json:

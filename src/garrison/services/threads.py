@@ -21,6 +21,7 @@ from garrison.schemas import threads as wire
 from garrison.schemas.common import Checkpoint
 from garrison.services.runs import RunService
 from garrison.services.state_view import empty_state, snapshot_view
+from garrison.services.thread_access import ThreadAccess, admits
 from garrison.storage import models
 from garrison.storage.models import IfExists, Json, Page, SortOrder, ThreadQuery
 from garrison.storage.ports import Storage, TTLSpec
@@ -34,8 +35,10 @@ class ThreadService:
         registry: GraphRegistry,
         runs: RunService,
         default_ttl: ThreadTTLConfig | None,
+        access: ThreadAccess,
     ) -> None:
         self._storage = storage
+        self._access = access
         self._broker = broker
         self._registry = registry
         self._runs = runs
@@ -49,15 +52,27 @@ class ThreadService:
             metadata["graph_id"] = body.graph_id
         if body.supersteps and not self._registry.has(metadata.get("graph_id", "")):
             raise BadRequestError("supersteps need a registered graph_id in the thread metadata")
-        existed = (
-            body.thread_id is not None
-            and await self._storage.threads.get(principal.tenant_id, thread_id) is not None
+        request: Json = {
+            "thread_id": thread_id,
+            "metadata": metadata,
+            "if_exists": body.if_exists,
+            "ttl": body.ttl.model_dump() if body.ttl else None,
+        }
+        access = await self._access.decide(principal, "create", request)
+        existing = (
+            await self._storage.threads.get(principal.tenant_id, thread_id)
+            if body.thread_id is not None
+            else None
         )
+        if existing is not None and not admits(access, existing):
+            # Someone else's thread: the id is taken, and that is all the caller learns.
+            raise ConflictError(f"Thread {thread_id} already exists")
+        existed = existing is not None
         thread = await self._storage.threads.create(
             principal.tenant_id,
             principal.identity,
             thread_id,
-            metadata,
+            dict(request["metadata"] or {}),
             self._ttl(body.ttl),
             IfExists(body.if_exists),
         )
@@ -79,26 +94,33 @@ class ThreadService:
             return TTLSpec(self._default_ttl.strategy, self._default_ttl.default_ttl)
         return None
 
-    async def get(self, principal: Principal, thread_id: str) -> models.Thread:
-        thread = await self._storage.threads.get(
-            principal.tenant_id, parse_uuid(thread_id, "thread_id")
+    async def get(
+        self, principal: Principal, thread_id: str, action: str = "read"
+    ) -> models.Thread:
+        """The thread, if the caller may `action` it (else NotFoundError)."""
+        return await self._access.thread(
+            principal, action, parse_uuid(thread_id, "thread_id"), run_id=None
         )
-        if thread is None:
-            raise NotFoundError(f"Thread {thread_id} not found")
-        return thread
 
     async def update(
         self, principal: Principal, thread_id: str, body: wire.ThreadPatch
     ) -> models.Thread:
+        thread_id = parse_uuid(thread_id, "thread_id")
+        request: Json = {"thread_id": thread_id, "metadata": body.metadata, "action": None}
+        access = await self._access.decide(principal, "update", request)
+        if access is not None:
+            current = await self._storage.threads.get(principal.tenant_id, thread_id)
+            if current is None or not admits(access, current):
+                raise NotFoundError(f"Thread {thread_id} not found")
         return await self._storage.threads.update(
             principal.tenant_id,
-            parse_uuid(thread_id, "thread_id"),
-            body.metadata,
+            thread_id,
+            request["metadata"],
             TTLSpec(body.ttl.strategy, body.ttl.ttl) if body.ttl else None,
         )
 
     async def delete(self, principal: Principal, thread_id: str) -> None:
-        thread = await self.get(principal, thread_id)
+        thread = await self.get(principal, thread_id, "delete")
         await self._runs.cancel_thread_runs(principal, thread.thread_id)
         await self._storage.threads.delete(principal.tenant_id, thread.thread_id)
         await self._storage.checkpointer.adelete_thread(thread.thread_id)
@@ -114,31 +136,50 @@ class ThreadService:
     async def search(
         self, principal: Principal, body: wire.ThreadSearch
     ) -> tuple[list[models.Thread], bool]:
+        ids = [parse_uuid(i, "thread id") for i in body.ids] if body.ids is not None else None
+        request: Json = {
+            "metadata": body.metadata,
+            "values": body.values,
+            "status": body.status,
+            "limit": body.limit,
+            "offset": body.offset,
+            "ids": ids,
+            "thread_id": None,
+        }
+        access = await self._access.decide(principal, "search", request)
         query = ThreadQuery(
-            metadata=body.metadata,
-            values=body.values,
-            ids=[parse_uuid(i, "thread id") for i in body.ids] if body.ids is not None else None,
+            metadata=request["metadata"],
+            values=request["values"],
+            ids=ids,
             status=ThreadStatus(body.status) if body.status else None,
             sort_by=body.sort_by or "updated_at",
             sort_order=SortOrder(body.sort_order or "desc"),
             page=Page(body.limit, body.offset),
+            access=access,
         )
         return await self._storage.threads.search(principal.tenant_id, query)
 
     async def count(self, principal: Principal, body: wire.ThreadCount) -> int:
+        request: Json = {"metadata": body.metadata, "values": body.values, "status": body.status}
+        access = await self._access.decide(principal, "search", request)
         query = ThreadQuery(
-            metadata=body.metadata,
-            values=body.values,
+            metadata=request["metadata"],
+            values=request["values"],
             status=ThreadStatus(body.status) if body.status else None,
+            access=access,
         )
         return await self._storage.threads.count(principal.tenant_id, query)
 
     async def copy(self, principal: Principal, thread_id: str) -> models.Thread:
         source_id = parse_uuid(thread_id, "thread_id")
-        if await self._storage.threads.get(principal.tenant_id, source_id) is None:
+        try:
+            await self._access.thread(principal, "read", source_id, run_id=None)
+        except NotFoundError:
             # LangGraph Server answers a copy of an unknown thread with 409, not 404.
-            raise ConflictError(f"Thread {thread_id} not found; nothing to copy")
+            raise ConflictError(f"Thread {thread_id} not found; nothing to copy") from None
         target_id = str(uuid.uuid4())
+        # The copy is a new thread: the caller must be allowed to create one.
+        await self._access.decide(principal, "create", {"thread_id": target_id, "metadata": {}})
         copied = await self._storage.threads.copy(
             principal.tenant_id, principal.identity, source_id, target_id
         )
@@ -149,7 +190,9 @@ class ThreadService:
         pruned = 0
         for raw_id in body.thread_ids:
             thread_id = parse_uuid(raw_id, "thread id")
-            if await self._storage.threads.get(principal.tenant_id, thread_id) is None:
+            try:
+                await self._access.thread(principal, "delete", thread_id, run_id=None)
+            except NotFoundError:
                 continue
             if body.strategy == "delete":
                 await self.delete(principal, thread_id)
@@ -206,7 +249,7 @@ class ThreadService:
     async def update_state(
         self, principal: Principal, thread_id: str, body: wire.StateUpdateRequest
     ) -> Json:
-        thread = await self.get(principal, thread_id)
+        thread = await self.get(principal, thread_id, "update")
         if thread.status is ThreadStatus.BUSY:
             raise ConflictError(f"Thread {thread_id} is busy; wait for its runs to finish")
         graph_id = self._graph_of(thread)

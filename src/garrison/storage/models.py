@@ -5,6 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from garrison.domain.access import AccessFilter
 from garrison.domain.runs import CancelAction, MultitaskStrategy, RunStatus
 from garrison.domain.threads import ThreadStatus
 
@@ -74,6 +75,8 @@ class AssistantQuery:
     sort_by: str = "created_at"
     sort_order: SortOrder = SortOrder.DESC
     page: Page = Page()
+    # Rows the caller may see (custom auth filters, the `user` role's ownership).
+    access: AccessFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,8 @@ class ThreadQuery:
     sort_by: str = "updated_at"
     sort_order: SortOrder = SortOrder.DESC
     page: Page = Page()
+    # Rows the caller may see (custom auth filters, the `user` role's ownership).
+    access: AccessFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +291,8 @@ class CronQuery:
     sort_by: str = "created_at"
     sort_order: SortOrder = SortOrder.DESC
     page: Page = Page()
+    # Rows the caller may see (custom auth filters, the `user` role's ownership).
+    access: AccessFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -14,6 +15,7 @@ from garrison.broker.redis import _layout as layout
 from garrison.broker.redis._link import Closed, Link, Unavailable
 from garrison.broker.redis._listener import Listener, Watch
 from garrison.domain.runs import CancelAction
+from garrison.security.event_cipher import EventCipher, run_log_context, thread_log_context
 
 logger = logging.getLogger("garrison.broker.redis")
 
@@ -42,8 +44,10 @@ class RedisBroker:
         max_events_per_run: int,
         connect_timeout_seconds: float = 2.0,
         max_connections: int = 32,
+        cipher: EventCipher | None = None,
     ) -> None:
         self._keys = layout.Keys(key_prefix)
+        self._cipher = cipher  # seals event data kept for replay (encryption at rest)
         self._max_events = max_events_per_run
         self._retention_ms = max(_MIN_TTL_MS, round(retention_seconds * 1000))
         self._connect_timeout = connect_timeout_seconds
@@ -141,17 +145,22 @@ class RedisBroker:
         if not self._link.usable():
             return self._ids.next_id()
         run_log, thread_log = self._keys.run_log(run_id), self._keys.thread_log(thread_id)
+        run_data = thread_data = data
+        if self._cipher is not None:
+            run_data = self._cipher.seal(data, run_log_context(run_id))
+            thread_data = self._cipher.seal(data, thread_log_context(thread_id, run_id))
         pipe = self._client.pipeline(transaction=False)
         # Raw commands: redis-py's typed helpers cost more Python time than they save.
         pipe.execute_command(
             "XADD", run_log, "MAXLEN", "~", self._max_events, "*",
-            layout.EVENT, event, layout.DATA, data, layout.ATTEMPT, attempt,
+            layout.EVENT, event, layout.DATA, run_data, layout.ATTEMPT, attempt,
         )  # fmt: skip
         # Also lifts the retention TTL of a log that a previous attempt ended.
         pipe.execute_command("PEXPIRE", run_log, _ABANDONED_MS)
         pipe.execute_command(
             "XADD", thread_log, "MAXLEN", "~", self._max_events, "*",
-            layout.RUN, run_id, layout.EVENT, event, layout.DATA, data, layout.ATTEMPT, attempt,
+            layout.RUN, run_id, layout.EVENT, event, layout.DATA, thread_data,
+            layout.ATTEMPT, attempt,
         )  # fmt: skip
         pipe.execute_command("PEXPIRE", thread_log, self._retention_ms)  # expires when idle
         pipe.execute_command("PUBLISH", self._keys.changes(run_log), b"")
@@ -165,6 +174,8 @@ class RedisBroker:
         if not self._link.usable():
             return
         run_log = self._keys.run_log(run_id)
+        if self._cipher is not None:
+            output = self._cipher.seal(output, run_log_context(run_id))
         pipe = self._client.pipeline(transaction=False)
         pipe.execute_command(
             "XADD", run_log, "MAXLEN", "~", self._max_events, "*",
@@ -180,6 +191,8 @@ class RedisBroker:
         if not self._link.usable():
             return self._ids.next_id()
         thread_log = self._keys.thread_log(thread_id)
+        if self._cipher is not None:
+            data = self._cipher.seal(data, thread_log_context(thread_id, ""))
         pipe = self._client.pipeline(transaction=False)
         pipe.execute_command(
             "XADD", thread_log, "MAXLEN", "~", self._max_events, "*",
@@ -199,7 +212,11 @@ class RedisBroker:
         cursor = layout.cursor_after(since)  # malformed ids fail here, before any I/O
 
         def decode(entry: layout.Entry) -> StreamRecord:
-            return layout.run_record(run_id, entry)
+            record = layout.run_record(run_id, entry)
+            if self._cipher is None:
+                return record
+            data = self._cipher.open(record.data, run_log_context(run_id))
+            return dataclasses.replace(record, data=data)
 
         key = self._keys.run_log(run_id)
         async for record in self._follow(key, cursor, idle_seconds, decode, until_end=True):
@@ -210,9 +227,15 @@ class RedisBroker:
     ) -> AsyncIterator[StreamRecord | None]:
         cursor = layout.cursor_after(since)
         key = self._keys.thread_log(thread_id)
-        async for record in self._follow(
-            key, cursor, idle_seconds, layout.thread_record, until_end=False
-        ):
+
+        def decode(entry: layout.Entry) -> StreamRecord:
+            record = layout.thread_record(entry)
+            if self._cipher is None:
+                return record
+            context = thread_log_context(thread_id, record.run_id)
+            return dataclasses.replace(record, data=self._cipher.open(record.data, context))
+
+        async for record in self._follow(key, cursor, idle_seconds, decode, until_end=False):
             yield record
 
     async def run_stream_ended(self, run_id: str) -> bool:
@@ -231,7 +254,7 @@ class RedisBroker:
             while True:
                 watch.changed.clear()
                 if watch.payload is not None:
-                    return watch.payload  # an end published while we waited
+                    return self._output(run_id, watch.payload)  # published while we waited
                 try:
                     last = await self._tail("waiting for a run's output", run_log)
                 except Closed:
@@ -240,12 +263,15 @@ class RedisBroker:
                     await self._link.pause(deadline - loop.time())  # callers re-check storage
                     return None
                 if last is not None and layout.is_end(last):
-                    return last[1][layout.DATA]
+                    return self._output(run_id, last[1][layout.DATA])
                 remaining = deadline - loop.time()
                 if remaining <= 0 or not await self._changed(watch, remaining):
                     return None
         finally:
             watch.close()
+
+    def _output(self, run_id: str, data: bytes) -> bytes:
+        return data if self._cipher is None else self._cipher.open(data, run_log_context(run_id))
 
     async def _follow(
         self,

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from garrison.domain.errors import ConflictError, NotFoundError
+from garrison.security.api_rows import ASSISTANTS, ApiRowCipher
 from garrison.storage.models import (
     Assistant,
     AssistantPatch,
@@ -14,6 +15,7 @@ from garrison.storage.models import (
     NewAssistant,
     Page,
 )
+from garrison.storage.postgres.access import access_clauses
 from garrison.storage.postgres.database import Cursor, PostgresDatabase
 from garrison.storage.postgres.rows import (
     ASSISTANT_COLUMNS,
@@ -82,7 +84,7 @@ RETURNING {qualified(ASSISTANT_COLUMNS, "a")}
 
 
 async def _insert(
-    cur: Cursor, tenant_id: str | None, owner: str | None, new: NewAssistant
+    cur: Cursor, tenant_id: str | None, owner: str | None, new: NewAssistant, cipher: ApiRowCipher
 ) -> Assistant | None:
     await cur.execute(
         _INSERT,
@@ -95,11 +97,11 @@ async def _insert(
             new.description,
             jsonb(new.config),
             jsonb(new.context),
-            jsonb(new.metadata),
+            jsonb(cipher.seal_metadata(ASSISTANTS, tenant_id, new.assistant_id, new.metadata)),
         ),
     )
     row = await cur.fetchone()
-    return to_assistant(row) if row else None
+    return cipher.assistant(to_assistant(row)) if row else None
 
 
 def _where(tenant_id: str, query: AssistantQuery) -> tuple[sql.Composable, list[object]]:
@@ -115,24 +117,28 @@ def _where(tenant_id: str, query: AssistantQuery) -> tuple[sql.Composable, list[
         # strpos, not LIKE: the client's text is matched literally, wildcards included.
         clauses.append(sql.SQL("strpos(lower(name), lower(%s)) > 0"))
         params.append(query.name)
+    access, access_params = access_clauses(query.access)
+    clauses += access
+    params += access_params
     return sql.SQL(" AND ").join(clauses), params
 
 
 class PostgresAssistants:
-    def __init__(self, db: PostgresDatabase) -> None:
+    def __init__(self, db: PostgresDatabase, cipher: ApiRowCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher or ApiRowCipher()
 
     async def ensure_system(self, assistants: Sequence[NewAssistant]) -> None:
         # Replicas starting together may race here; ON CONFLICT keeps the first insert.
         async with self._db.transaction() as cur:
             for new in assistants:
-                await _insert(cur, None, None, new)
+                await _insert(cur, None, None, new, self._cipher)
 
     async def create(
         self, tenant_id: str, owner: str | None, new: NewAssistant, if_exists: IfExists
     ) -> Assistant:
         async with self._db.transaction() as cur:
-            created = await _insert(cur, tenant_id, owner, new)
+            created = await _insert(cur, tenant_id, owner, new, self._cipher)
             if created is not None:
                 return created
             await cur.execute(_OWNER_TENANT, (new.assistant_id,))
@@ -146,7 +152,7 @@ class PostgresAssistants:
 
     async def get(self, tenant_id: str, assistant_id: str) -> Assistant | None:
         row = await self._db.fetch_one(_GET, (assistant_id, tenant_id))
-        return to_assistant(row) if row else None
+        return self._cipher.assistant(to_assistant(row)) if row else None
 
     async def update(self, tenant_id: str, assistant_id: str, patch: AssistantPatch) -> Assistant:
         async with self._db.transaction() as cur:
@@ -155,7 +161,7 @@ class PostgresAssistants:
             row = await cur.fetchone()
             if row is None:
                 raise NotFoundError(f"Assistant {assistant_id} not found")
-            current = to_assistant(row)
+            current = self._cipher.assistant(to_assistant(row))
             await cur.execute(_NEXT_VERSION, (assistant_id,))
             version = await cur.fetchone()
             assert version is not None  # an aggregate always returns a row
@@ -167,7 +173,14 @@ class PostgresAssistants:
                     patch.description if patch.description is not None else current.description,
                     jsonb(patch.config if patch.config is not None else current.config),
                     jsonb(patch.context if patch.context is not None else current.context),
-                    jsonb({**current.metadata, **(patch.metadata or {})}),
+                    jsonb(
+                        self._cipher.seal_metadata(
+                            ASSISTANTS,
+                            current.tenant_id,
+                            assistant_id,
+                            {**current.metadata, **(patch.metadata or {})},
+                        )
+                    ),
                     version["version"],
                     assistant_id,
                 ),
@@ -175,7 +188,7 @@ class PostgresAssistants:
             updated = await cur.fetchone()
             await cur.execute(_SNAPSHOT, (assistant_id,))
         assert updated is not None  # the row is locked by this transaction
-        return to_assistant(updated)
+        return self._cipher.assistant(to_assistant(updated))
 
     async def delete(self, tenant_id: str, assistant_id: str) -> bool:
         return await self._db.execute(_DELETE, (assistant_id, tenant_id)) > 0
@@ -192,7 +205,9 @@ class PostgresAssistants:
         rows = await self._db.fetch_all(
             statement, (*params, query.page.limit + 1, query.page.offset)
         )
-        return [to_assistant(r) for r in rows[: query.page.limit]], len(rows) > query.page.limit
+        return [self._cipher.assistant(to_assistant(r)) for r in rows[: query.page.limit]], len(
+            rows
+        ) > query.page.limit
 
     async def count(self, tenant_id: str, query: AssistantQuery) -> int:
         where, params = _where(tenant_id, query)
@@ -210,7 +225,7 @@ class PostgresAssistants:
             row = await cur.fetchone()
             if row is None:
                 raise NotFoundError(f"Assistant {assistant_id} not found")
-            current = to_assistant(row)
+            current = self._cipher.assistant(to_assistant(row))
             await cur.execute(
                 _VERSIONS,
                 {
@@ -222,19 +237,21 @@ class PostgresAssistants:
             )
             rows = await cur.fetchall()
         return [
-            Assistant(
-                assistant_id=assistant_id,
-                tenant_id=current.tenant_id,
-                owner=current.owner,
-                graph_id=version["graph_id"],
-                name=version["name"],
-                description=version["description"],
-                config=version["config"],
-                context=version["context"],
-                metadata=version["metadata"],
-                version=version["version"],
-                created_at=version["created_at"],
-                updated_at=version["created_at"],
+            self._cipher.assistant(
+                Assistant(
+                    assistant_id=assistant_id,
+                    tenant_id=current.tenant_id,
+                    owner=current.owner,
+                    graph_id=version["graph_id"],
+                    name=version["name"],
+                    description=version["description"],
+                    config=version["config"],
+                    context=version["context"],
+                    metadata=version["metadata"],
+                    version=version["version"],
+                    created_at=version["created_at"],
+                    updated_at=version["created_at"],
+                )
             )
             for version in rows
         ]
@@ -248,4 +265,4 @@ class PostgresAssistants:
             row = await cur.fetchone()
         if row is None:
             raise NotFoundError(f"Assistant {assistant_id} has no version {version}")
-        return to_assistant(row)
+        return self._cipher.assistant(to_assistant(row))

@@ -5,7 +5,9 @@ from datetime import datetime
 from psycopg import sql
 
 from garrison.domain.errors import NotFoundError
+from garrison.security.api_rows import CRONS, ApiRowCipher
 from garrison.storage.models import UNSET, Cron, CronPatch, CronQuery, NewCron
+from garrison.storage.postgres.access import access_clauses
 from garrison.storage.postgres.database import PostgresDatabase
 from garrison.storage.postgres.rows import CRON_COLUMNS, jsonb, order_by, to_cron
 
@@ -70,12 +72,16 @@ def _where(tenant_id: str, query: CronQuery) -> tuple[sql.Composable, list[objec
     if query.metadata:
         clauses.append(sql.SQL("metadata @> %s"))
         params.append(jsonb(query.metadata))
+    access, access_params = access_clauses(query.access)
+    clauses += access
+    params += access_params
     return sql.SQL(" AND ").join(clauses), params
 
 
 class PostgresCrons:
-    def __init__(self, db: PostgresDatabase) -> None:
+    def __init__(self, db: PostgresDatabase, cipher: ApiRowCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher or ApiRowCipher()
 
     async def create(self, tenant_id: str, owner: str | None, new: NewCron) -> Cron:
         row = await self._db.fetch_one(
@@ -88,8 +94,12 @@ class PostgresCrons:
                 "thread": new.thread_id,
                 "schedule": new.schedule,
                 "timezone": new.timezone,
-                "payload": jsonb(new.payload),
-                "metadata": jsonb(new.metadata),
+                "payload": jsonb(
+                    self._cipher.seal(CRONS, tenant_id, new.cron_id, "payload", new.payload)
+                ),
+                "metadata": jsonb(
+                    self._cipher.seal_metadata(CRONS, tenant_id, new.cron_id, new.metadata)
+                ),
                 "end": new.end_time,
                 "next": new.next_run_date,
                 "enabled": new.enabled,
@@ -99,11 +109,11 @@ class PostgresCrons:
         )
         if row is None:
             raise NotFoundError(f"Thread {new.thread_id} not found")
-        return to_cron(row)
+        return self._cipher.cron(to_cron(row))
 
     async def get(self, tenant_id: str, cron_id: str) -> Cron | None:
         row = await self._db.fetch_one(_GET, (cron_id, tenant_id))
-        return to_cron(row) if row else None
+        return self._cipher.cron(to_cron(row)) if row else None
 
     async def update(self, tenant_id: str, cron_id: str, patch: CronPatch) -> Cron:
         async with self._db.transaction() as cur:
@@ -111,15 +121,30 @@ class PostgresCrons:
             row = await cur.fetchone()
             if row is None:
                 raise NotFoundError(f"Cron {cron_id} not found")
-            current = to_cron(row)
+            current = self._cipher.cron(to_cron(row))
             end_time = current.end_time if patch.end_time is UNSET else patch.end_time
             await cur.execute(
                 _UPDATE,
                 (
                     patch.schedule or current.schedule,
                     patch.timezone if patch.timezone is not None else current.timezone,
-                    jsonb({**current.payload, **(patch.payload or {})}),
-                    jsonb({**current.metadata, **(patch.metadata or {})}),
+                    jsonb(
+                        self._cipher.seal(
+                            CRONS,
+                            tenant_id,
+                            cron_id,
+                            "payload",
+                            {**current.payload, **(patch.payload or {})},
+                        )
+                    ),
+                    jsonb(
+                        self._cipher.seal_metadata(
+                            CRONS,
+                            tenant_id,
+                            cron_id,
+                            {**current.metadata, **(patch.metadata or {})},
+                        )
+                    ),
                     end_time,
                     patch.next_run_date or current.next_run_date,
                     patch.enabled if patch.enabled is not None else current.enabled,
@@ -129,7 +154,7 @@ class PostgresCrons:
             )
             updated = await cur.fetchone()
         assert updated is not None  # the row is locked by this transaction
-        return to_cron(updated)
+        return self._cipher.cron(to_cron(updated))
 
     async def delete(self, tenant_id: str, cron_id: str) -> bool:
         return await self._db.execute(_DELETE, (cron_id, tenant_id)) > 0
@@ -146,7 +171,9 @@ class PostgresCrons:
         rows = await self._db.fetch_all(
             statement, (*params, query.page.limit + 1, query.page.offset)
         )
-        return [to_cron(r) for r in rows[: query.page.limit]], len(rows) > query.page.limit
+        return [self._cipher.cron(to_cron(r)) for r in rows[: query.page.limit]], len(
+            rows
+        ) > query.page.limit
 
     async def count(self, tenant_id: str, query: CronQuery) -> int:
         where, params = _where(tenant_id, query)
@@ -157,7 +184,7 @@ class PostgresCrons:
     async def due(self, now: datetime, limit: int) -> list[Cron]:
         # `now` is the scheduler's: it computes the following tick from the same instant.
         rows = await self._db.fetch_all(_DUE, (now, limit))
-        return [to_cron(r) for r in rows]
+        return [self._cipher.cron(to_cron(r)) for r in rows]
 
     async def advance(
         self, cron_id: str, expected_next: datetime, next_run_date: datetime | None

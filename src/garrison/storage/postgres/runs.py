@@ -26,6 +26,7 @@ from garrison.domain.runs import (
     plan_multitask,
 )
 from garrison.domain.threads import ThreadStatus
+from garrison.security.api_rows import RUNS, THREADS, ApiRowCipher
 from garrison.storage.models import (
     CancelledRun,
     Claim,
@@ -183,7 +184,7 @@ RETURNING runs.run_id, runs.cancel_action
 """
 # The thread of a run, locked; the attempt's fence is checked by the write that follows.
 _LOCK_THREAD_OF_RUN = """
-SELECT t.thread_id FROM threads AS t JOIN runs AS r ON r.thread_id = t.thread_id
+SELECT t.thread_id, t.tenant_id FROM threads AS t JOIN runs AS r ON r.thread_id = t.thread_id
 WHERE r.run_id = %s
 FOR UPDATE OF t
 """
@@ -209,7 +210,7 @@ WHERE status = 'running' AND (%(all)s OR lease_expires_at < now())
 ORDER BY thread_id
 """
 _LOCK_ORPHANS = """
-SELECT run_id, thread_id, attempt, released, cancel_action FROM runs
+SELECT run_id, thread_id, tenant_id, attempt, released, cancel_action FROM runs
 WHERE thread_id = ANY(%(threads)s) AND status = 'running'
   AND (%(all)s OR lease_expires_at < now())
 ORDER BY run_id
@@ -260,7 +261,12 @@ def _in_queue_order(rows: Sequence[DictRow]) -> list[DictRow]:
 
 
 async def _create(
-    cur: Cursor, tenant_id: str, owner: str | None, new: NewRun, create_thread: bool
+    cur: Cursor,
+    tenant_id: str,
+    owner: str | None,
+    new: NewRun,
+    create_thread: bool,
+    cipher: ApiRowCipher,
 ) -> CreatedRun:
     await cur.execute(_DURABLE_COMMIT)
     # The thread row lock serialises every creator of runs on this thread: under `reject`,
@@ -270,7 +276,7 @@ async def _create(
         if not create_thread:
             raise NotFoundError(THREAD_NOT_FOUND)
         inserted = await insert_thread(
-            cur, tenant_id, owner, new.thread_id, {}, None, ThreadStatus.BUSY
+            cur, tenant_id, owner, new.thread_id, {}, None, ThreadStatus.BUSY, cipher=cipher
         )
         # Another creator inserted it first: wait for its commit, then take our turn.
         thread_tenant = tenant_id if inserted is not None else await lock_thread(cur, new.thread_id)
@@ -293,8 +299,8 @@ async def _create(
             tenant_id,
             owner,
             new.assistant_id,
-            jsonb(new.metadata),
-            jsonb(new.kwargs),
+            jsonb(cipher.seal_metadata(RUNS, tenant_id, new.run_id, new.metadata)),
+            jsonb(cipher.seal(RUNS, tenant_id, new.run_id, "kwargs", new.kwargs)),
             new.multitask_strategy.value,
             new.temporary,
             delay,
@@ -305,12 +311,19 @@ async def _create(
     await cur.execute(
         _TAG_THREAD,
         (
-            jsonb(new.thread_config),
-            jsonb({"graph_id": new.graph_id, "assistant_id": new.assistant_id}),
+            jsonb(cipher.seal(THREADS, tenant_id, new.thread_id, "config", new.thread_config)),
+            jsonb(
+                cipher.seal_metadata(
+                    THREADS,
+                    tenant_id,
+                    new.thread_id,
+                    {"graph_id": new.graph_id, "assistant_id": new.assistant_id},
+                )
+            ),
             new.thread_id,
         ),
     )
-    return CreatedRun(run=to_run(inserted_run), superseded=superseded)
+    return CreatedRun(run=cipher.run(to_run(inserted_run)), superseded=superseded)
 
 
 async def _cancel(
@@ -343,17 +356,24 @@ async def _cancel(
 
 
 async def _finish(
-    cur: Cursor, run_id: str, attempt: int, outcome: RunOutcome
+    cur: Cursor, run_id: str, attempt: int, outcome: RunOutcome, cipher: ApiRowCipher
 ) -> ThreadStatus | None:
     await cur.execute(_LOCK_THREAD_OF_RUN, (run_id,))
-    if await cur.fetchone() is None:
+    locked = await cur.fetchone()
+    if locked is None:
         return None  # the run is gone (rolled back, or its thread deleted)
+    tenant_id = locked["tenant_id"]  # a run's tenant is its thread's
     if outcome.end is RunEnd.ROLLED_BACK:
         await cur.execute(_ROLL_BACK, (run_id, attempt))
     else:
         await cur.execute(
             _FINISH,
-            (_FINAL_STATUS[outcome.end].value, nullable_jsonb(outcome.error), run_id, attempt),
+            (
+                _FINAL_STATUS[outcome.end].value,
+                nullable_jsonb(cipher.seal(RUNS, tenant_id, run_id, "error", outcome.error)),
+                run_id,
+                attempt,
+            ),
         )
     owned = await cur.fetchone()
     if owned is None:
@@ -366,11 +386,15 @@ async def _finish(
         error = outcome.error or {}
     elif outcome.end is RunEnd.SUCCESS:
         error = None
-    facts = await write_state(cur, thread_id, outcome.state, error=error)
+    facts = await write_state(
+        cur, thread_id, outcome.state, error=error, cipher=cipher, tenant_id=tenant_id
+    )
     return await settle_status(cur, thread_id, facts)
 
 
-async def _reap(cur: Cursor, max_attempts: int, all_running: bool) -> ReapResult:
+async def _reap(
+    cur: Cursor, max_attempts: int, all_running: bool, cipher: ApiRowCipher
+) -> ReapResult:
     await cur.execute(_ORPHANED, {"all": all_running})
     threads = [row["thread_id"] for row in await cur.fetchall()]
     if not threads:
@@ -397,8 +421,14 @@ async def _reap(cur: Cursor, max_attempts: int, all_running: bool) -> ReapResult
             )
         elif row["attempt"] - row["released"] >= max_attempts:
             error = max_attempts_error(max_attempts)
-            await cur.execute(_FAIL_ORPHAN, (jsonb(error), run_id))
-            await cur.execute(_SET_THREAD_ERROR, (jsonb(error), thread_id))
+            tenant_id = row["tenant_id"]
+            await cur.execute(
+                _FAIL_ORPHAN, (jsonb(cipher.seal(RUNS, tenant_id, run_id, "error", error)), run_id)
+            )
+            await cur.execute(
+                _SET_THREAD_ERROR,
+                (jsonb(cipher.seal(THREADS, tenant_id, thread_id, "error", error)), thread_id),
+            )
             failed.append(FailedRun(run_id, thread_id, error))
         else:
             await cur.execute(_REQUEUE_ORPHAN, (run_id,))
@@ -409,22 +439,23 @@ async def _reap(cur: Cursor, max_attempts: int, all_running: bool) -> ReapResult
 
 
 class PostgresRuns:
-    def __init__(self, db: PostgresDatabase) -> None:
+    def __init__(self, db: PostgresDatabase, cipher: ApiRowCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher or ApiRowCipher()
 
     async def create(
         self, tenant_id: str, owner: str | None, new: NewRun, *, create_thread: bool
     ) -> CreatedRun:
         # The commit is the durability point: a run acknowledged with 2xx is never lost.
         async with self._db.transaction() as cur:
-            return await _create(cur, tenant_id, owner, new, create_thread)
+            return await _create(cur, tenant_id, owner, new, create_thread, self._cipher)
 
     async def get(self, tenant_id: str, run_id: str, thread_id: str | None = None) -> Run | None:
         if thread_id is None:
             row = await self._db.fetch_one(GET, (run_id, tenant_id))
         else:
             row = await self._db.fetch_one(GET_ON_THREAD, (run_id, tenant_id, thread_id))
-        return to_run(row) if row else None
+        return self._cipher.run(to_run(row)) if row else None
 
     async def list_runs(
         self, tenant_id: str, thread_id: str, page: Page, status: RunStatus | None
@@ -442,7 +473,7 @@ class PostgresRuns:
                     "offset": page.offset,
                 },
             )
-            return [to_run(row) for row in await cur.fetchall()]
+            return [self._cipher.run(to_run(row)) for row in await cur.fetchall()]
 
     async def delete(self, tenant_id: str, thread_id: str, run_id: str) -> bool:
         async with self._db.transaction() as cur:
@@ -481,7 +512,9 @@ class PostgresRuns:
         claimed = None
         if row["run_id"] is not None:
             claimed = ClaimedRun(
-                to_run(row), lease_owner=worker_id, lease_expires_at=row["lease_expires_at"]
+                self._cipher.run(to_run(row)),
+                lease_owner=worker_id,
+                lease_expires_at=row["lease_expires_at"],
             )
         return Claim(claimed=claimed, more=row["more"], next_due_at=row["next_due_at"])
 
@@ -507,7 +540,7 @@ class PostgresRuns:
 
     async def finish(self, run_id: str, attempt: int, outcome: RunOutcome) -> ThreadStatus | None:
         async with self._db.transaction() as cur:
-            return await _finish(cur, run_id, attempt, outcome)
+            return await _finish(cur, run_id, attempt, outcome, self._cipher)
 
     async def release(self, run_id: str, attempt: int, *, charge_attempt: bool) -> bool:
         # The thread stays busy (its run is pending again), so no thread lock is needed.
@@ -516,7 +549,7 @@ class PostgresRuns:
 
     async def reap(self, max_attempts: int, *, all_running: bool = False) -> ReapResult:
         async with self._db.transaction() as cur:
-            return await _reap(cur, max_attempts, all_running)
+            return await _reap(cur, max_attempts, all_running, self._cipher)
 
     async def count_by_status(self) -> dict[RunStatus, int]:
         rows = await self._db.fetch_all(_COUNT_BY_STATUS)

@@ -8,6 +8,7 @@ serialise on its row and cannot deadlock one another.
 
 from datetime import datetime
 from enum import Enum
+from functools import partial
 from typing import Literal
 
 from psycopg import sql
@@ -15,8 +16,10 @@ from psycopg.rows import DictRow
 
 from garrison.domain.errors import ConflictError, NotFoundError
 from garrison.domain.threads import ThreadStatus, derive_thread_status
+from garrison.security.api_rows import THREADS, ApiRowCipher
 from garrison.storage.models import IfExists, Json, Thread, ThreadQuery, ThreadState
 from garrison.storage.ports import TTLSpec
+from garrison.storage.postgres.access import access_clauses
 from garrison.storage.postgres.database import Cursor, PostgresDatabase
 from garrison.storage.postgres.rows import (
     THREAD_COLUMNS,
@@ -50,16 +53,16 @@ WHERE thread_id = %s AND tenant_id = %s
 RETURNING {THREAD_COLUMNS}
 """
 _DELETE = "DELETE FROM threads WHERE thread_id = %s AND tenant_id = %s"
+# The copied fields come re-sealed for the new row id (a ciphertext is bound to its row).
 _COPY = f"""
 INSERT INTO threads (thread_id, tenant_id, owner, status, metadata, config, "values",
                      interrupts, has_next)
-SELECT %s, tenant_id, %s, CASE WHEN has_next THEN 'interrupted' ELSE 'idle' END, metadata,
-       config, "values", interrupts, has_next
+SELECT %s, tenant_id, %s, CASE WHEN has_next THEN 'interrupted' ELSE 'idle' END, %s,
+       %s, %s, %s, has_next
 FROM threads WHERE thread_id = %s AND tenant_id = %s
 ON CONFLICT (thread_id) DO NOTHING
 RETURNING {THREAD_COLUMNS}
 """
-_SOURCE_EXISTS = "SELECT 1 FROM threads WHERE thread_id = %s AND tenant_id = %s"
 # What a thread's status derives from (domain.threads.derive_thread_status).
 _FACTS = """
 error IS NOT NULL AS failed, has_next, status,
@@ -91,14 +94,18 @@ def ttl_params(ttl: TTLSpec | None) -> tuple[str | None, float | None, float | N
     return ttl.strategy, ttl.minutes, ttl.minutes * 60
 
 
-async def get_thread(cur: Cursor, tenant_id: str, thread_id: str) -> Thread | None:
+async def get_thread(
+    cur: Cursor, tenant_id: str, thread_id: str, cipher: ApiRowCipher
+) -> Thread | None:
     await cur.execute(GET_THREAD, (thread_id, tenant_id))
     row = await cur.fetchone()
-    return to_thread(row) if row else None
+    return cipher.thread(to_thread(row)) if row else None
 
 
-async def require_thread(cur: Cursor, tenant_id: str, thread_id: str) -> Thread:
-    thread = await get_thread(cur, tenant_id, thread_id)
+async def require_thread(
+    cur: Cursor, tenant_id: str, thread_id: str, cipher: ApiRowCipher
+) -> Thread:
+    thread = await get_thread(cur, tenant_id, thread_id, cipher)
     if thread is None:
         raise NotFoundError(f"Thread {thread_id} not found")
     return thread
@@ -120,11 +127,15 @@ async def insert_thread(
     metadata: Json,
     ttl: TTLSpec | None,
     status: ThreadStatus = ThreadStatus.IDLE,
+    *,
+    cipher: ApiRowCipher,
 ) -> DictRow | None:
-    """Insert a thread unless its id is taken; the new row, or None when it was."""
+    """Insert a thread unless its id is taken; the new (still sealed) row, or None when it
+    was."""
+    sealed = cipher.seal_metadata(THREADS, tenant_id, thread_id, metadata)
     await cur.execute(
         INSERT_THREAD,
-        (thread_id, tenant_id, owner, status.value, jsonb(metadata), *ttl_params(ttl)),
+        (thread_id, tenant_id, owner, status.value, jsonb(sealed), *ttl_params(ttl)),
     )
     return await cur.fetchone()
 
@@ -155,6 +166,8 @@ async def write_state(
     state: ThreadState | None,
     *,
     error: Json | Keep | None = KEEP,
+    cipher: ApiRowCipher,
+    tenant_id: str,
 ) -> DictRow | None:
     """Store a thread's latest values, interrupts and whether tasks remain (when `state` is
     given) and its last run's error (None clears it), in one statement; returns the facts
@@ -165,10 +178,14 @@ async def write_state(
         assignments.append(
             sql.SQL('"values" = %s, interrupts = %s, has_next = %s, state_updated_at = now()')
         )
-        params += [nullable_jsonb(state.values), jsonb(state.interrupts), state.has_next_tasks]
+        params += [
+            nullable_jsonb(cipher.seal(THREADS, tenant_id, thread_id, "values", state.values)),
+            jsonb(cipher.seal(THREADS, tenant_id, thread_id, "interrupts", state.interrupts)),
+            state.has_next_tasks,
+        ]
     if error is not KEEP:
         assignments.append(sql.SQL("error = %s"))
-        params.append(nullable_jsonb(error))
+        params.append(nullable_jsonb(cipher.seal(THREADS, tenant_id, thread_id, "error", error)))
     query = sql.SQL("UPDATE threads SET {assignments} WHERE thread_id = %s RETURNING {facts}")
     await cur.execute(
         query.format(assignments=sql.SQL(", ").join(assignments), facts=sql.SQL(_FACTS)),
@@ -192,12 +209,16 @@ def _where(tenant_id: str, query: ThreadQuery) -> tuple[sql.Composable, list[obj
     if query.status is not None:
         clauses.append(sql.SQL("status = %s"))
         params.append(query.status.value)
+    access, access_params = access_clauses(query.access)
+    clauses += access
+    params += access_params
     return sql.SQL(" AND ").join(clauses), params
 
 
 class PostgresThreads:
-    def __init__(self, db: PostgresDatabase) -> None:
+    def __init__(self, db: PostgresDatabase, cipher: ApiRowCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher or ApiRowCipher()
 
     async def create(
         self,
@@ -209,23 +230,25 @@ class PostgresThreads:
         if_exists: IfExists,
     ) -> Thread:
         async with self._db.transaction() as cur:
-            inserted = await insert_thread(cur, tenant_id, owner, thread_id, metadata, ttl)
+            inserted = await insert_thread(
+                cur, tenant_id, owner, thread_id, metadata, ttl, cipher=self._cipher
+            )
             if inserted is not None:
-                return to_thread(inserted)
-            existing = await get_thread(cur, tenant_id, thread_id)
+                return self._cipher.thread(to_thread(inserted))
+            existing = await get_thread(cur, tenant_id, thread_id, self._cipher)
         if existing is not None and if_exists is IfExists.DO_NOTHING:
             return existing
         raise ConflictError(f"Thread {thread_id} already exists")
 
     async def get(self, tenant_id: str, thread_id: str) -> Thread | None:
         row = await self._db.fetch_one(GET_THREAD, (thread_id, tenant_id))
-        return to_thread(row) if row else None
+        return self._cipher.thread(to_thread(row)) if row else None
 
     async def update(
         self, tenant_id: str, thread_id: str, metadata: Json | None, ttl: TTLSpec | None
     ) -> Thread:
         # `||` is the shallow merge LangGraph Server applies to metadata on update.
-        patch = jsonb(metadata or {})
+        patch = jsonb(self._cipher.seal_metadata(THREADS, tenant_id, thread_id, metadata or {}))
         if ttl is None:
             row = await self._db.fetch_one(_UPDATE_METADATA, (patch, thread_id, tenant_id))
         else:
@@ -234,13 +257,17 @@ class PostgresThreads:
             )
         if row is None:
             raise NotFoundError(f"Thread {thread_id} not found")
-        return to_thread(row)
+        return self._cipher.thread(to_thread(row))
 
     async def delete(self, tenant_id: str, thread_id: str) -> bool:
         # Runs and crons of the thread go with it (ON DELETE CASCADE).
         return await self._db.execute(_DELETE, (thread_id, tenant_id)) > 0
 
     async def search(self, tenant_id: str, query: ThreadQuery) -> tuple[list[Thread], bool]:
+        # Encrypted `values` (and sensitive metadata keys) are matched after decryption.
+        return await self._cipher.search_threads(partial(self._search, tenant_id), query)
+
+    async def _search(self, tenant_id: str, query: ThreadQuery) -> tuple[list[Thread], bool]:
         where, params = _where(tenant_id, query)
         statement = sql.SQL(
             "SELECT {columns} FROM threads WHERE {where} {order} LIMIT %s OFFSET %s"
@@ -253,9 +280,15 @@ class PostgresThreads:
             ),
             (*params, query.page.limit + 1, query.page.offset),
         )
-        return [to_thread(r) for r in rows[: query.page.limit]], len(rows) > query.page.limit
+        threads = [self._cipher.thread(to_thread(r)) for r in rows[: query.page.limit]]
+        return threads, len(rows) > query.page.limit
 
     async def count(self, tenant_id: str, query: ThreadQuery) -> int:
+        return await self._cipher.count_threads(
+            partial(self._search, tenant_id), partial(self._count, tenant_id), query
+        )
+
+    async def _count(self, tenant_id: str, query: ThreadQuery) -> int:
         where, params = _where(tenant_id, query)
         statement = sql.SQL("SELECT count(*) AS n FROM threads WHERE {where}").format(where=where)
         row = await self._db.fetch_one(statement, params)
@@ -265,13 +298,27 @@ class PostgresThreads:
         self, tenant_id: str, owner: str | None, source_id: str, target_id: str
     ) -> Thread:
         async with self._db.transaction() as cur:
-            await cur.execute(_COPY, (target_id, owner, source_id, tenant_id))
+            source = await get_thread(cur, tenant_id, source_id, self._cipher)
+            if source is None:
+                raise NotFoundError(f"Thread {source_id} not found")
+            seal = partial(self._cipher.seal, THREADS, tenant_id, target_id)
+            metadata = self._cipher.seal_metadata(THREADS, tenant_id, target_id, source.metadata)
+            await cur.execute(
+                _COPY,
+                (
+                    target_id,
+                    owner,
+                    jsonb(metadata),
+                    jsonb(seal("config", source.config)),
+                    nullable_jsonb(seal("values", source.values)),
+                    jsonb(seal("interrupts", source.interrupts)),
+                    source_id,
+                    tenant_id,
+                ),
+            )
             row = await cur.fetchone()
             if row is not None:
-                return to_thread(row)
-            await cur.execute(_SOURCE_EXISTS, (source_id, tenant_id))
-            if await cur.fetchone() is None:
-                raise NotFoundError(f"Thread {source_id} not found")
+                return self._cipher.thread(to_thread(row))
         raise ConflictError(f"Thread {target_id} already exists")
 
     async def record_state(self, tenant_id: str, thread_id: str, state: ThreadState) -> Thread:
@@ -279,13 +326,15 @@ class PostgresThreads:
             # Locked, so no run can be created on the thread between the check and the write.
             if await lock_thread(cur, thread_id) != tenant_id:
                 raise NotFoundError(f"Thread {thread_id} not found")
-            thread = await require_thread(cur, tenant_id, thread_id)
+            thread = await require_thread(cur, tenant_id, thread_id, self._cipher)
             if thread.status is ThreadStatus.BUSY:
                 raise ConflictError(f"Thread {thread_id} is busy")
             # A manual update supersedes a failed run's error, as a new run would.
-            facts = await write_state(cur, thread_id, state, error=None)
+            facts = await write_state(
+                cur, thread_id, state, error=None, cipher=self._cipher, tenant_id=tenant_id
+            )
             await settle_status(cur, thread_id, facts)
-            return await require_thread(cur, tenant_id, thread_id)
+            return await require_thread(cur, tenant_id, thread_id, self._cipher)
 
     async def ids_with_metadata(self, tenant_id: str, metadata: Json) -> list[str]:
         rows = await self._db.fetch_all(_IDS_WITH_METADATA, (tenant_id, jsonb(metadata)))

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from garrison.domain.clock import from_text, to_text, utcnow
 from garrison.domain.errors import ConflictError, NotFoundError
+from garrison.security.api_rows import ASSISTANTS, ApiRowCipher
 from garrison.storage.models import (
     Assistant,
     AssistantPatch,
@@ -14,6 +15,7 @@ from garrison.storage.models import (
     NewAssistant,
     Page,
 )
+from garrison.storage.sqlite.access import access_clauses
 from garrison.storage.sqlite.database import SqliteDatabase
 from garrison.storage.sqlite.rows import (
     fetch_all,
@@ -30,24 +32,32 @@ _SORTABLE = frozenset({"assistant_id", "graph_id", "name", "created_at", "update
 _VISIBLE = "(tenant_id = ? OR tenant_id IS NULL)"
 
 
-def _get(conn: sqlite3.Connection, tenant_id: str, assistant_id: str) -> Assistant | None:
+def _get(
+    conn: sqlite3.Connection, tenant_id: str, assistant_id: str, cipher: ApiRowCipher
+) -> Assistant | None:
     row = fetch_one(
         conn,
         f"SELECT * FROM assistants WHERE assistant_id = ? AND {_VISIBLE}",
         (assistant_id, tenant_id),
     )
-    return to_assistant(row) if row else None
+    return cipher.assistant(to_assistant(row)) if row else None
 
 
-def _require(conn: sqlite3.Connection, tenant_id: str, assistant_id: str) -> Assistant:
-    assistant = _get(conn, tenant_id, assistant_id)
+def _require(
+    conn: sqlite3.Connection, tenant_id: str, assistant_id: str, cipher: ApiRowCipher
+) -> Assistant:
+    assistant = _get(conn, tenant_id, assistant_id, cipher)
     if assistant is None:
         raise NotFoundError(f"Assistant {assistant_id} not found")
     return assistant
 
 
 def _insert(
-    conn: sqlite3.Connection, tenant_id: str | None, owner: str | None, new: NewAssistant
+    conn: sqlite3.Connection,
+    tenant_id: str | None,
+    owner: str | None,
+    new: NewAssistant,
+    cipher: ApiRowCipher,
 ) -> Assistant:
     now = to_text(utcnow())
     conn.execute(
@@ -63,13 +73,13 @@ def _insert(
             new.description,
             json_text(new.config),
             json_text(new.context),
-            json_text(new.metadata),
+            json_text(cipher.seal_metadata(ASSISTANTS, tenant_id, new.assistant_id, new.metadata)),
             now,
             now,
         ),
     )
     _insert_version(conn, new.assistant_id, 1, now)
-    return _require(conn, tenant_id or "", new.assistant_id)
+    return _require(conn, tenant_id or "", new.assistant_id, cipher)
 
 
 def _insert_version(conn: sqlite3.Connection, assistant_id: str, version: int, now: str) -> None:
@@ -88,6 +98,7 @@ def _create(
     owner: str | None,
     new: NewAssistant,
     if_exists: IfExists,
+    cipher: ApiRowCipher,
 ) -> Assistant:
     existing = fetch_one(
         conn, "SELECT tenant_id FROM assistants WHERE assistant_id = ?", (new.assistant_id,)
@@ -95,24 +106,33 @@ def _create(
     if existing is not None:
         visible = existing["tenant_id"] in (tenant_id, None)
         if visible and if_exists is IfExists.DO_NOTHING:
-            return _require(conn, tenant_id, new.assistant_id)
+            return _require(conn, tenant_id, new.assistant_id, cipher)
         raise ConflictError(f"Assistant {new.assistant_id} already exists")
-    return _insert(conn, tenant_id, owner, new)
+    return _insert(conn, tenant_id, owner, new, cipher)
 
 
-def _ensure_system(conn: sqlite3.Connection, assistants: Sequence[NewAssistant]) -> None:
+def _ensure_system(
+    conn: sqlite3.Connection, assistants: Sequence[NewAssistant], cipher: ApiRowCipher
+) -> None:
     for new in assistants:
         exists = fetch_one(
             conn, "SELECT 1 FROM assistants WHERE assistant_id = ?", (new.assistant_id,)
         )
         if exists is None:
-            _insert(conn, None, None, new)
+            _insert(conn, None, None, new, cipher)
 
 
 def _update(
-    conn: sqlite3.Connection, tenant_id: str, assistant_id: str, patch: AssistantPatch
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    assistant_id: str,
+    patch: AssistantPatch,
+    cipher: ApiRowCipher,
 ) -> Assistant:
-    current = _require(conn, tenant_id, assistant_id)
+    current = _require(conn, tenant_id, assistant_id, cipher)
+    metadata = cipher.seal_metadata(
+        ASSISTANTS, current.tenant_id, assistant_id, merged(current.metadata, patch.metadata)
+    )
     latest = conn.execute(
         "SELECT COALESCE(MAX(version), 0) FROM assistant_versions WHERE assistant_id = ?",
         (assistant_id,),
@@ -128,14 +148,14 @@ def _update(
             patch.description if patch.description is not None else current.description,
             json_text(patch.config if patch.config is not None else current.config),
             json_text(patch.context if patch.context is not None else current.context),
-            json_text(merged(current.metadata, patch.metadata)),
+            json_text(metadata),
             version,
             now,
             assistant_id,
         ),
     )
     _insert_version(conn, assistant_id, version, now)
-    return _require(conn, tenant_id, assistant_id)
+    return _require(conn, tenant_id, assistant_id, cipher)
 
 
 def _delete(conn: sqlite3.Connection, tenant_id: str, assistant_id: str) -> bool:
@@ -157,11 +177,14 @@ def _where(tenant_id: str, query: AssistantQuery) -> tuple[str, list[object]]:
     if query.name:
         clauses.append("instr(lower(name), lower(?)) > 0")
         params.append(query.name)
+    access, access_params = access_clauses(query.access)
+    clauses += access
+    params += access_params
     return " AND ".join(clauses), params
 
 
 def _search(
-    conn: sqlite3.Connection, tenant_id: str, query: AssistantQuery
+    conn: sqlite3.Connection, tenant_id: str, query: AssistantQuery, cipher: ApiRowCipher
 ) -> tuple[list[Assistant], bool]:
     where, params = _where(tenant_id, query)
     order = order_by(query.sort_by, _SORTABLE, query.sort_order, "assistant_id")
@@ -170,7 +193,8 @@ def _search(
         f"SELECT * FROM assistants WHERE {where} {order} LIMIT ? OFFSET ?",
         (*params, query.page.limit + 1, query.page.offset),
     )
-    return [to_assistant(r) for r in rows[: query.page.limit]], len(rows) > query.page.limit
+    found = [cipher.assistant(to_assistant(r)) for r in rows[: query.page.limit]]
+    return found, len(rows) > query.page.limit
 
 
 def _count(conn: sqlite3.Connection, tenant_id: str, query: AssistantQuery) -> int:
@@ -179,9 +203,14 @@ def _count(conn: sqlite3.Connection, tenant_id: str, query: AssistantQuery) -> i
 
 
 def _versions(
-    conn: sqlite3.Connection, tenant_id: str, assistant_id: str, metadata: Json | None, page: Page
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    assistant_id: str,
+    metadata: Json | None,
+    page: Page,
+    cipher: ApiRowCipher,
 ) -> list[Assistant]:
-    current = _require(conn, tenant_id, assistant_id)
+    current = _require(conn, tenant_id, assistant_id, cipher)
     sql = "SELECT * FROM assistant_versions WHERE assistant_id = ?"
     params: list[object] = [assistant_id]
     if metadata:
@@ -190,28 +219,30 @@ def _versions(
     sql += " ORDER BY version DESC LIMIT ? OFFSET ?"
     rows = fetch_all(conn, sql, (*params, page.limit, page.offset))
     return [
-        Assistant(
-            assistant_id=assistant_id,
-            tenant_id=current.tenant_id,
-            owner=current.owner,
-            graph_id=row["graph_id"],
-            name=row["name"],
-            description=row["description"],
-            config=json_value(row["config"]),
-            context=json_value(row["context"]),
-            metadata=json_value(row["metadata"]),
-            version=row["version"],
-            created_at=from_text(row["created_at"]),
-            updated_at=from_text(row["created_at"]),
+        cipher.assistant(
+            Assistant(
+                assistant_id=assistant_id,
+                tenant_id=current.tenant_id,
+                owner=current.owner,
+                graph_id=row["graph_id"],
+                name=row["name"],
+                description=row["description"],
+                config=json_value(row["config"]),
+                context=json_value(row["context"]),
+                metadata=json_value(row["metadata"]),
+                version=row["version"],
+                created_at=from_text(row["created_at"]),
+                updated_at=from_text(row["created_at"]),
+            )
         )
         for row in rows
     ]
 
 
 def _set_latest(
-    conn: sqlite3.Connection, tenant_id: str, assistant_id: str, version: int
+    conn: sqlite3.Connection, tenant_id: str, assistant_id: str, version: int, cipher: ApiRowCipher
 ) -> Assistant:
-    _require(conn, tenant_id, assistant_id)
+    _require(conn, tenant_id, assistant_id, cipher)
     row = fetch_one(
         conn,
         "SELECT * FROM assistant_versions WHERE assistant_id = ? AND version = ?",
@@ -234,32 +265,33 @@ def _set_latest(
             assistant_id,
         ),
     )
-    return _require(conn, tenant_id, assistant_id)
+    return _require(conn, tenant_id, assistant_id, cipher)
 
 
 class SqliteAssistants:
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, cipher: ApiRowCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher or ApiRowCipher()
 
     async def ensure_system(self, assistants: Sequence[NewAssistant]) -> None:
-        await self._db.transaction(_ensure_system, assistants)
+        await self._db.transaction(_ensure_system, assistants, self._cipher)
 
     async def create(
         self, tenant_id: str, owner: str | None, new: NewAssistant, if_exists: IfExists
     ) -> Assistant:
-        return await self._db.transaction(_create, tenant_id, owner, new, if_exists)
+        return await self._db.transaction(_create, tenant_id, owner, new, if_exists, self._cipher)
 
     async def get(self, tenant_id: str, assistant_id: str) -> Assistant | None:
-        return await self._db.read(_get, tenant_id, assistant_id)
+        return await self._db.read(_get, tenant_id, assistant_id, self._cipher)
 
     async def update(self, tenant_id: str, assistant_id: str, patch: AssistantPatch) -> Assistant:
-        return await self._db.transaction(_update, tenant_id, assistant_id, patch)
+        return await self._db.transaction(_update, tenant_id, assistant_id, patch, self._cipher)
 
     async def delete(self, tenant_id: str, assistant_id: str) -> bool:
         return await self._db.transaction(_delete, tenant_id, assistant_id)
 
     async def search(self, tenant_id: str, query: AssistantQuery) -> tuple[list[Assistant], bool]:
-        return await self._db.read(_search, tenant_id, query)
+        return await self._db.read(_search, tenant_id, query, self._cipher)
 
     async def count(self, tenant_id: str, query: AssistantQuery) -> int:
         return await self._db.read(_count, tenant_id, query)
@@ -267,7 +299,9 @@ class SqliteAssistants:
     async def versions(
         self, tenant_id: str, assistant_id: str, metadata: Json | None, page: Page
     ) -> list[Assistant]:
-        return await self._db.read(_versions, tenant_id, assistant_id, metadata, page)
+        return await self._db.read(_versions, tenant_id, assistant_id, metadata, page, self._cipher)
 
     async def set_latest(self, tenant_id: str, assistant_id: str, version: int) -> Assistant:
-        return await self._db.transaction(_set_latest, tenant_id, assistant_id, version)
+        return await self._db.transaction(
+            _set_latest, tenant_id, assistant_id, version, self._cipher
+        )

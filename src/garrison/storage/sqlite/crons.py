@@ -5,7 +5,9 @@ from datetime import datetime
 
 from garrison.domain.clock import to_text, utcnow
 from garrison.domain.errors import NotFoundError
+from garrison.security.api_rows import CRONS, ApiRowCipher
 from garrison.storage.models import UNSET, Cron, CronPatch, CronQuery, NewCron
+from garrison.storage.sqlite.access import access_clauses
 from garrison.storage.sqlite.database import SqliteDatabase
 from garrison.storage.sqlite.rows import fetch_all, fetch_one, json_text, merged, order_by, to_cron
 
@@ -26,21 +28,25 @@ def _text(moment: datetime | None) -> str | None:
     return to_text(moment) if moment is not None else None
 
 
-def _get(conn: sqlite3.Connection, tenant_id: str, cron_id: str) -> Cron | None:
+def _get(
+    conn: sqlite3.Connection, tenant_id: str, cron_id: str, cipher: ApiRowCipher
+) -> Cron | None:
     row = fetch_one(
         conn, "SELECT * FROM crons WHERE cron_id = ? AND tenant_id = ?", (cron_id, tenant_id)
     )
-    return to_cron(row) if row else None
+    return cipher.cron(to_cron(row)) if row else None
 
 
-def _require(conn: sqlite3.Connection, tenant_id: str, cron_id: str) -> Cron:
-    cron = _get(conn, tenant_id, cron_id)
+def _require(conn: sqlite3.Connection, tenant_id: str, cron_id: str, cipher: ApiRowCipher) -> Cron:
+    cron = _get(conn, tenant_id, cron_id, cipher)
     if cron is None:
         raise NotFoundError(f"Cron {cron_id} not found")
     return cron
 
 
-def _create(conn: sqlite3.Connection, tenant_id: str, owner: str | None, new: NewCron) -> Cron:
+def _create(
+    conn: sqlite3.Connection, tenant_id: str, owner: str | None, new: NewCron, cipher: ApiRowCipher
+) -> Cron:
     if new.thread_id is not None:
         thread = fetch_one(
             conn,
@@ -62,8 +68,8 @@ def _create(conn: sqlite3.Connection, tenant_id: str, owner: str | None, new: Ne
             new.thread_id,
             new.schedule,
             new.timezone,
-            json_text(new.payload),
-            json_text(new.metadata),
+            json_text(cipher.seal(CRONS, tenant_id, new.cron_id, "payload", new.payload)),
+            json_text(cipher.seal_metadata(CRONS, tenant_id, new.cron_id, new.metadata)),
             _text(new.end_time),
             _text(new.next_run_date),
             int(new.enabled),
@@ -73,11 +79,19 @@ def _create(conn: sqlite3.Connection, tenant_id: str, owner: str | None, new: Ne
             now,
         ),
     )
-    return _require(conn, tenant_id, new.cron_id)
+    return _require(conn, tenant_id, new.cron_id, cipher)
 
 
-def _update(conn: sqlite3.Connection, tenant_id: str, cron_id: str, patch: CronPatch) -> Cron:
-    current = _require(conn, tenant_id, cron_id)
+def _update(
+    conn: sqlite3.Connection, tenant_id: str, cron_id: str, patch: CronPatch, cipher: ApiRowCipher
+) -> Cron:
+    current = _require(conn, tenant_id, cron_id, cipher)
+    payload = cipher.seal(
+        CRONS, tenant_id, cron_id, "payload", merged(current.payload, patch.payload)
+    )
+    metadata = cipher.seal_metadata(
+        CRONS, tenant_id, cron_id, merged(current.metadata, patch.metadata)
+    )
     end_time = current.end_time if patch.end_time is UNSET else patch.end_time
     conn.execute(
         "UPDATE crons SET schedule = ?, timezone = ?, payload = ?, metadata = ?, end_time = ?,"
@@ -85,8 +99,8 @@ def _update(conn: sqlite3.Connection, tenant_id: str, cron_id: str, patch: CronP
         (
             patch.schedule or current.schedule,
             patch.timezone if patch.timezone is not None else current.timezone,
-            json_text(merged(current.payload, patch.payload)),
-            json_text(merged(current.metadata, patch.metadata)),
+            json_text(payload),
+            json_text(metadata),
             _text(end_time),
             _text(patch.next_run_date or current.next_run_date),
             int(patch.enabled if patch.enabled is not None else current.enabled),
@@ -95,7 +109,7 @@ def _update(conn: sqlite3.Connection, tenant_id: str, cron_id: str, patch: CronP
             cron_id,
         ),
     )
-    return _require(conn, tenant_id, cron_id)
+    return _require(conn, tenant_id, cron_id, cipher)
 
 
 def _delete(conn: sqlite3.Connection, tenant_id: str, cron_id: str) -> bool:
@@ -120,10 +134,15 @@ def _where(tenant_id: str, query: CronQuery) -> tuple[str, list[object]]:
     if query.metadata:
         clauses.append("json_contains(metadata, ?)")
         params.append(json_text(query.metadata))
+    access, access_params = access_clauses(query.access)
+    clauses += access
+    params += access_params
     return " AND ".join(clauses), params
 
 
-def _search(conn: sqlite3.Connection, tenant_id: str, query: CronQuery) -> tuple[list[Cron], bool]:
+def _search(
+    conn: sqlite3.Connection, tenant_id: str, query: CronQuery, cipher: ApiRowCipher
+) -> tuple[list[Cron], bool]:
     where, params = _where(tenant_id, query)
     order = order_by(query.sort_by, _SORTABLE, query.sort_order, "cron_id")
     rows = fetch_all(
@@ -131,7 +150,7 @@ def _search(conn: sqlite3.Connection, tenant_id: str, query: CronQuery) -> tuple
         f"SELECT * FROM crons WHERE {where} {order} LIMIT ? OFFSET ?",
         (*params, query.page.limit + 1, query.page.offset),
     )
-    return [to_cron(r) for r in rows[: query.page.limit]], len(rows) > query.page.limit
+    return [cipher.cron(to_cron(r)) for r in rows[: query.page.limit]], len(rows) > query.page.limit
 
 
 def _count(conn: sqlite3.Connection, tenant_id: str, query: CronQuery) -> int:
@@ -139,14 +158,14 @@ def _count(conn: sqlite3.Connection, tenant_id: str, query: CronQuery) -> int:
     return int(conn.execute(f"SELECT COUNT(*) FROM crons WHERE {where}", params).fetchone()[0])
 
 
-def _due(conn: sqlite3.Connection, now: datetime, limit: int) -> list[Cron]:
+def _due(conn: sqlite3.Connection, now: datetime, limit: int, cipher: ApiRowCipher) -> list[Cron]:
     rows = fetch_all(
         conn,
         "SELECT * FROM crons WHERE enabled = 1 AND next_run_date IS NOT NULL"
         " AND next_run_date <= ? ORDER BY next_run_date LIMIT ?",
         (to_text(now), limit),
     )
-    return [to_cron(r) for r in rows]
+    return [cipher.cron(to_cron(r)) for r in rows]
 
 
 def _advance(
@@ -168,29 +187,30 @@ def _advance(
 
 
 class SqliteCrons:
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, cipher: ApiRowCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher or ApiRowCipher()
 
     async def create(self, tenant_id: str, owner: str | None, new: NewCron) -> Cron:
-        return await self._db.transaction(_create, tenant_id, owner, new)
+        return await self._db.transaction(_create, tenant_id, owner, new, self._cipher)
 
     async def get(self, tenant_id: str, cron_id: str) -> Cron | None:
-        return await self._db.read(_get, tenant_id, cron_id)
+        return await self._db.read(_get, tenant_id, cron_id, self._cipher)
 
     async def update(self, tenant_id: str, cron_id: str, patch: CronPatch) -> Cron:
-        return await self._db.transaction(_update, tenant_id, cron_id, patch)
+        return await self._db.transaction(_update, tenant_id, cron_id, patch, self._cipher)
 
     async def delete(self, tenant_id: str, cron_id: str) -> bool:
         return await self._db.transaction(_delete, tenant_id, cron_id)
 
     async def search(self, tenant_id: str, query: CronQuery) -> tuple[list[Cron], bool]:
-        return await self._db.read(_search, tenant_id, query)
+        return await self._db.read(_search, tenant_id, query, self._cipher)
 
     async def count(self, tenant_id: str, query: CronQuery) -> int:
         return await self._db.read(_count, tenant_id, query)
 
     async def due(self, now: datetime, limit: int) -> list[Cron]:
-        return await self._db.read(_due, now, limit)
+        return await self._db.read(_due, now, limit, self._cipher)
 
     async def advance(
         self, cron_id: str, expected_next: datetime, next_run_date: datetime | None

@@ -18,6 +18,7 @@ from garrison.domain.runs import (
     plan_multitask,
 )
 from garrison.domain.threads import ThreadStatus
+from garrison.security.api_rows import RUNS, THREADS, ApiRowCipher
 from garrison.storage.models import (
     CancelledRun,
     Claim,
@@ -67,14 +68,18 @@ LIMIT 1
 
 
 def _get(
-    conn: sqlite3.Connection, tenant_id: str, run_id: str, thread_id: str | None
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    run_id: str,
+    thread_id: str | None,
+    cipher: ApiRowCipher,
 ) -> Run | None:
     sql, params = "SELECT * FROM runs WHERE run_id = ? AND tenant_id = ?", [run_id, tenant_id]
     if thread_id is not None:
         sql += " AND thread_id = ?"
         params.append(thread_id)
     row = fetch_one(conn, sql, params)
-    return to_run(row) if row else None
+    return cipher.run(to_run(row)) if row else None
 
 
 def _apply_cancel(
@@ -107,6 +112,7 @@ def _create(
     owner: str | None,
     new: NewRun,
     create_thread: bool,
+    cipher: ApiRowCipher,
 ) -> CreatedRun:
     now = to_text(utcnow())
     thread = fetch_one(conn, "SELECT tenant_id FROM threads WHERE thread_id = ?", (new.thread_id,))
@@ -115,7 +121,9 @@ def _create(
     if thread is None:
         if not create_thread:
             raise NotFoundError(THREAD_NOT_FOUND)
-        insert_thread(conn, tenant_id, owner, new.thread_id, {}, None, ThreadStatus.BUSY)
+        insert_thread(
+            conn, tenant_id, owner, new.thread_id, {}, None, ThreadStatus.BUSY, cipher=cipher
+        )
 
     active = [
         ActiveRun(row["run_id"], RunStatus(row["status"]))
@@ -141,8 +149,8 @@ def _create(
             tenant_id,
             owner,
             new.assistant_id,
-            json_text(new.metadata),
-            json_text(new.kwargs),
+            json_text(cipher.seal_metadata(RUNS, tenant_id, new.run_id, new.metadata)),
+            json_text(cipher.seal(RUNS, tenant_id, new.run_id, "kwargs", new.kwargs)),
             new.multitask_strategy.value,
             int(new.temporary),
             to_text(new.available_at),
@@ -154,17 +162,29 @@ def _create(
         " metadata = json_patch(metadata, ?) WHERE thread_id = ?",
         (
             now,
-            json_text(new.thread_config),
-            json_text({"graph_id": new.graph_id, "assistant_id": new.assistant_id}),
+            json_text(cipher.seal(THREADS, tenant_id, new.thread_id, "config", new.thread_config)),
+            json_text(
+                cipher.seal_metadata(
+                    THREADS,
+                    tenant_id,
+                    new.thread_id,
+                    {"graph_id": new.graph_id, "assistant_id": new.assistant_id},
+                )
+            ),
             new.thread_id,
         ),
     )
     assert inserted is not None  # INSERT ... RETURNING always returns the new row
-    return CreatedRun(run=to_run(inserted), superseded=superseded)
+    return CreatedRun(run=cipher.run(to_run(inserted)), superseded=superseded)
 
 
 def _list(
-    conn: sqlite3.Connection, tenant_id: str, thread_id: str, page: Page, status: RunStatus | None
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    thread_id: str,
+    page: Page,
+    status: RunStatus | None,
+    cipher: ApiRowCipher,
 ) -> list[Run]:
     exists = fetch_one(
         conn, "SELECT 1 FROM threads WHERE thread_id = ? AND tenant_id = ?", (thread_id, tenant_id)
@@ -176,11 +196,14 @@ def _list(
         sql += " AND status = ?"
         params.append(status.value)
     sql += " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?"
-    return [to_run(r) for r in fetch_all(conn, sql, (*params, page.limit, page.offset))]
+    rows = fetch_all(conn, sql, (*params, page.limit, page.offset))
+    return [cipher.run(to_run(r)) for r in rows]
 
 
-def _delete(conn: sqlite3.Connection, tenant_id: str, thread_id: str, run_id: str) -> bool:
-    run = _get(conn, tenant_id, run_id, thread_id)
+def _delete(
+    conn: sqlite3.Connection, tenant_id: str, thread_id: str, run_id: str, cipher: ApiRowCipher
+) -> bool:
+    run = _get(conn, tenant_id, run_id, thread_id, cipher)
     if run is None:
         return False
     if run.status in (RunStatus.PENDING, RunStatus.RUNNING):
@@ -219,7 +242,9 @@ def _cancel(
     return cancelled
 
 
-def _claim(conn: sqlite3.Connection, worker_id: str, lease_seconds: float) -> Claim:
+def _claim(
+    conn: sqlite3.Connection, worker_id: str, lease_seconds: float, cipher: ApiRowCipher
+) -> Claim:
     now = utcnow()
     stamp = to_text(now)
     lease_expires_at = after(now, lease_seconds)
@@ -232,7 +257,9 @@ def _claim(conn: sqlite3.Connection, worker_id: str, lease_seconds: float) -> Cl
     )
     claimed = None
     if row is not None:
-        claimed = ClaimedRun(to_run(row), lease_owner=worker_id, lease_expires_at=lease_expires_at)
+        claimed = ClaimedRun(
+            cipher.run(to_run(row)), lease_owner=worker_id, lease_expires_at=lease_expires_at
+        )
     # Answer the worker's next questions in the same hop: claim again now, or sleep until?
     more = conn.execute(f"SELECT EXISTS ({_CLAIMABLE})", (stamp,)).fetchone()[0]
     due = conn.execute(
@@ -272,7 +299,7 @@ def _owns(conn: sqlite3.Connection, run_id: str, attempt: int) -> sqlite3.Row | 
 
 
 def _finish(
-    conn: sqlite3.Connection, run_id: str, attempt: int, outcome: RunOutcome
+    conn: sqlite3.Connection, run_id: str, attempt: int, outcome: RunOutcome, cipher: ApiRowCipher
 ) -> ThreadStatus | None:
     now = to_text(utcnow())
     # The attempt number fences the write: a stale attempt matches no row.
@@ -280,7 +307,7 @@ def _finish(
         owned = fetch_one(
             conn,
             "DELETE FROM runs WHERE run_id = ? AND attempt = ? AND status = 'running'"
-            " RETURNING thread_id",
+            " RETURNING thread_id, tenant_id",
             (run_id, attempt),
         )
     else:
@@ -288,10 +315,11 @@ def _finish(
             conn,
             "UPDATE runs SET status = ?, error = ?, ended_at = ?, updated_at = ?,"
             " lease_owner = NULL, lease_expires_at = NULL"
-            " WHERE run_id = ? AND attempt = ? AND status = 'running' RETURNING thread_id",
+            " WHERE run_id = ? AND attempt = ? AND status = 'running'"
+            " RETURNING thread_id, tenant_id",
             (
                 _FINAL_STATUS[outcome.end].value,
-                json_text(outcome.error) if outcome.error is not None else None,
+                _sealed_error(cipher, RUNS, owner_tenant(conn, run_id), run_id, outcome.error),
                 now,
                 now,
                 run_id,
@@ -300,7 +328,7 @@ def _finish(
         )
     if owned is None:
         return None  # fenced: another attempt owns the run, or it was cancelled and reaped
-    thread_id = owned["thread_id"]
+    thread_id, tenant_id = owned["thread_id"], owned["tenant_id"]
     failed = outcome.end in (RunEnd.ERROR, RunEnd.TIMEOUT)
     # A cancelled or rolled-back run neither fails its thread nor clears an earlier failure.
     sets_error = failed or outcome.end is RunEnd.SUCCESS
@@ -308,7 +336,9 @@ def _finish(
         conn,
         thread_id,
         outcome.state,
-        error=(json_text(outcome.error or {}) if failed else None) if sets_error else KEEP,
+        error=((outcome.error or {}) if failed else None) if sets_error else KEEP,
+        cipher=cipher,
+        tenant_id=tenant_id,
     )
     return refresh_thread_status(conn, thread_id)
 
@@ -324,9 +354,11 @@ def _release(conn: sqlite3.Connection, run_id: str, attempt: int, charge_attempt
     return True
 
 
-def _reap(conn: sqlite3.Connection, max_attempts: int, all_running: bool) -> ReapResult:
+def _reap(
+    conn: sqlite3.Connection, max_attempts: int, all_running: bool, cipher: ApiRowCipher
+) -> ReapResult:
     now = to_text(utcnow())
-    sql = "SELECT run_id, thread_id, attempt, released, cancel_action FROM runs"
+    sql = "SELECT run_id, thread_id, tenant_id, attempt, released, cancel_action FROM runs"
     sql += " WHERE status = 'running'"
     params: tuple[object, ...] = ()
     if not all_running:
@@ -353,11 +385,14 @@ def _reap(conn: sqlite3.Connection, max_attempts: int, all_running: bool) -> Rea
             conn.execute(
                 "UPDATE runs SET status = 'error', error = ?, ended_at = ?, updated_at = ?,"
                 " lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?",
-                (json_text(error), now, now, run_id),
+                (_sealed_error(cipher, RUNS, row["tenant_id"], run_id, error), now, now, run_id),
             )
             conn.execute(
                 "UPDATE threads SET error = ? WHERE thread_id = ?",
-                (json_text(error), row["thread_id"]),
+                (
+                    _sealed_error(cipher, THREADS, row["tenant_id"], row["thread_id"], error),
+                    row["thread_id"],
+                ),
             )
             failed.append(FailedRun(run_id, row["thread_id"], error))
         else:
@@ -369,6 +404,20 @@ def _reap(conn: sqlite3.Connection, max_attempts: int, all_running: bool) -> Rea
             requeued.append(run_id)
         refresh_thread_status(conn, row["thread_id"])
     return ReapResult(requeued=requeued, failed=failed, cancelled=cancelled)
+
+
+def owner_tenant(conn: sqlite3.Connection, run_id: str) -> str:
+    """The tenant of a run (its error is sealed for it); "" when the run is gone."""
+    row = conn.execute("SELECT tenant_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return str(row[0]) if row else ""
+
+
+def _sealed_error(
+    cipher: ApiRowCipher, table: str, tenant_id: str, row_id: str, error: object
+) -> str | None:
+    if error is None:
+        return None
+    return json_text(cipher.seal(table, tenant_id, row_id, "error", error))
 
 
 _STATUS_CHUNK = 500  # ids per query, well under SQLite's bound-parameter limit
@@ -408,27 +457,28 @@ def _queue_stats(conn: sqlite3.Connection) -> QueueStats:
 
 
 class SqliteRuns:
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, cipher: ApiRowCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher or ApiRowCipher()
 
     async def create(
         self, tenant_id: str, owner: str | None, new: NewRun, *, create_thread: bool
     ) -> CreatedRun:
         # An accepted run must survive power loss, not only a crash: sync this commit.
         return await self._db.transaction(
-            _create, tenant_id, owner, new, create_thread, durable=True
+            _create, tenant_id, owner, new, create_thread, self._cipher, durable=True
         )
 
     async def get(self, tenant_id: str, run_id: str, thread_id: str | None = None) -> Run | None:
-        return await self._db.read(_get, tenant_id, run_id, thread_id)
+        return await self._db.read(_get, tenant_id, run_id, thread_id, self._cipher)
 
     async def list_runs(
         self, tenant_id: str, thread_id: str, page: Page, status: RunStatus | None
     ) -> list[Run]:
-        return await self._db.read(_list, tenant_id, thread_id, page, status)
+        return await self._db.read(_list, tenant_id, thread_id, page, status, self._cipher)
 
     async def delete(self, tenant_id: str, thread_id: str, run_id: str) -> bool:
-        return await self._db.transaction(_delete, tenant_id, thread_id, run_id)
+        return await self._db.transaction(_delete, tenant_id, thread_id, run_id, self._cipher)
 
     async def cancel(
         self,
@@ -442,7 +492,7 @@ class SqliteRuns:
         return await self._db.transaction(_cancel, tenant_id, action, thread_id, run_ids, statuses)
 
     async def claim(self, worker_id: str, lease_seconds: float) -> Claim:
-        return await self._db.transaction(_claim, worker_id, lease_seconds)
+        return await self._db.transaction(_claim, worker_id, lease_seconds, self._cipher)
 
     async def extend_leases(
         self, worker_id: str, leases: Sequence[tuple[str, int]], lease_seconds: float
@@ -450,13 +500,13 @@ class SqliteRuns:
         return await self._db.transaction(_extend_leases, worker_id, leases, lease_seconds)
 
     async def finish(self, run_id: str, attempt: int, outcome: RunOutcome) -> ThreadStatus | None:
-        return await self._db.transaction(_finish, run_id, attempt, outcome)
+        return await self._db.transaction(_finish, run_id, attempt, outcome, self._cipher)
 
     async def release(self, run_id: str, attempt: int, *, charge_attempt: bool) -> bool:
         return await self._db.transaction(_release, run_id, attempt, charge_attempt)
 
     async def reap(self, max_attempts: int, *, all_running: bool = False) -> ReapResult:
-        return await self._db.transaction(_reap, max_attempts, all_running)
+        return await self._db.transaction(_reap, max_attempts, all_running, self._cipher)
 
     async def count_by_status(self) -> dict[RunStatus, int]:
         return await self._db.read(_count_by_status)

@@ -3,13 +3,16 @@
 import sqlite3
 from datetime import datetime
 from enum import Enum
+from functools import partial
 from typing import Literal
 
 from garrison.domain.clock import after, to_text, utcnow
 from garrison.domain.errors import ConflictError, NotFoundError
 from garrison.domain.threads import ThreadStatus, derive_thread_status
+from garrison.security.api_rows import THREADS, ApiRowCipher
 from garrison.storage.models import IfExists, Json, Thread, ThreadQuery, ThreadState
 from garrison.storage.ports import TTLSpec
+from garrison.storage.sqlite.access import access_clauses
 from garrison.storage.sqlite.database import SqliteDatabase
 from garrison.storage.sqlite.rows import (
     fetch_all,
@@ -24,15 +27,19 @@ from garrison.storage.sqlite.rows import (
 _SORTABLE = frozenset({"thread_id", "status", "created_at", "updated_at", "state_updated_at"})
 
 
-def get_thread(conn: sqlite3.Connection, tenant_id: str, thread_id: str) -> Thread | None:
+def get_thread(
+    conn: sqlite3.Connection, tenant_id: str, thread_id: str, cipher: ApiRowCipher
+) -> Thread | None:
     row = fetch_one(
         conn, "SELECT * FROM threads WHERE thread_id = ? AND tenant_id = ?", (thread_id, tenant_id)
     )
-    return to_thread(row) if row else None
+    return cipher.thread(to_thread(row)) if row else None
 
 
-def require_thread(conn: sqlite3.Connection, tenant_id: str, thread_id: str) -> Thread:
-    thread = get_thread(conn, tenant_id, thread_id)
+def require_thread(
+    conn: sqlite3.Connection, tenant_id: str, thread_id: str, cipher: ApiRowCipher
+) -> Thread:
+    thread = get_thread(conn, tenant_id, thread_id, cipher)
     if thread is None:
         raise NotFoundError(f"Thread {thread_id} not found")
     return thread
@@ -46,6 +53,8 @@ def insert_thread(
     metadata: Json,
     ttl: TTLSpec | None,
     status: ThreadStatus = ThreadStatus.IDLE,
+    *,
+    cipher: ApiRowCipher,
 ) -> sqlite3.Row | None:
     """Insert a thread unless its id is taken; the new row, or None when it was."""
     now = utcnow()
@@ -61,7 +70,7 @@ def insert_thread(
             tenant_id,
             owner,
             status.value,
-            json_text(metadata),
+            json_text(cipher.seal_metadata(THREADS, tenant_id, thread_id, metadata)),
             stamp,
             stamp,
             stamp,
@@ -108,11 +117,12 @@ def _create(
     metadata: Json,
     ttl: TTLSpec | None,
     if_exists: IfExists,
+    cipher: ApiRowCipher,
 ) -> Thread:
-    inserted = insert_thread(conn, tenant_id, owner, thread_id, metadata, ttl)
+    inserted = insert_thread(conn, tenant_id, owner, thread_id, metadata, ttl, cipher=cipher)
     if inserted is not None:
-        return to_thread(inserted)
-    existing = get_thread(conn, tenant_id, thread_id)
+        return cipher.thread(to_thread(inserted))
+    existing = get_thread(conn, tenant_id, thread_id, cipher)
     if existing is not None and if_exists is IfExists.DO_NOTHING:
         return existing
     raise ConflictError(f"Thread {thread_id} already exists")
@@ -124,12 +134,14 @@ def _update(
     thread_id: str,
     metadata: Json | None,
     ttl: TTLSpec | None,
+    cipher: ApiRowCipher,
 ) -> Thread:
-    current = require_thread(conn, tenant_id, thread_id)
+    current = require_thread(conn, tenant_id, thread_id, cipher)
     now = utcnow()
+    sealed = cipher.seal_metadata(THREADS, tenant_id, thread_id, merged(current.metadata, metadata))
     conn.execute(
         "UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
-        (json_text(merged(current.metadata, metadata)), to_text(now), thread_id),
+        (json_text(sealed), to_text(now), thread_id),
     )
     if ttl is not None:
         conn.execute(
@@ -137,7 +149,7 @@ def _update(
             " WHERE thread_id = ?",
             (*_ttl_columns(ttl, now), thread_id),
         )
-    return require_thread(conn, tenant_id, thread_id)
+    return require_thread(conn, tenant_id, thread_id, cipher)
 
 
 def _delete(conn: sqlite3.Connection, tenant_id: str, thread_id: str) -> bool:
@@ -162,11 +174,14 @@ def _where(tenant_id: str, query: ThreadQuery) -> tuple[str, list[object]]:
     if query.status is not None:
         clauses.append("status = ?")
         params.append(query.status.value)
+    access, access_params = access_clauses(query.access)
+    clauses += access
+    params += access_params
     return " AND ".join(clauses), params
 
 
 def _search(
-    conn: sqlite3.Connection, tenant_id: str, query: ThreadQuery
+    conn: sqlite3.Connection, tenant_id: str, query: ThreadQuery, cipher: ApiRowCipher
 ) -> tuple[list[Thread], bool]:
     where, params = _where(tenant_id, query)
     order = order_by(query.sort_by, _SORTABLE, query.sort_order, "thread_id")
@@ -175,7 +190,8 @@ def _search(
         f"SELECT * FROM threads WHERE {where} {order} LIMIT ? OFFSET ?",
         (*params, query.page.limit + 1, query.page.offset),
     )
-    return [to_thread(r) for r in rows[: query.page.limit]], len(rows) > query.page.limit
+    threads = [cipher.thread(to_thread(r)) for r in rows[: query.page.limit]]
+    return threads, len(rows) > query.page.limit
 
 
 def _count(conn: sqlite3.Connection, tenant_id: str, query: ThreadQuery) -> int:
@@ -184,18 +200,34 @@ def _count(conn: sqlite3.Connection, tenant_id: str, query: ThreadQuery) -> int:
 
 
 def _copy(
-    conn: sqlite3.Connection, tenant_id: str, owner: str | None, source_id: str, target_id: str
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    owner: str | None,
+    source_id: str,
+    target_id: str,
+    cipher: ApiRowCipher,
 ) -> Thread:
-    source = require_thread(conn, tenant_id, source_id)
-    insert_thread(conn, tenant_id, owner, target_id, source.metadata, None)
+    source = require_thread(conn, tenant_id, source_id, cipher)
+    insert_thread(conn, tenant_id, owner, target_id, source.metadata, None, cipher=cipher)
+
+    # Re-sealed for the copy: a ciphertext is bound to its row, so copying it would not open.
+    def sealed(field: str, value: object) -> str | None:
+        stored = cipher.seal(THREADS, tenant_id, target_id, field, value)
+        return None if stored is None else json_text(stored)
+
     conn.execute(
-        'UPDATE threads SET config = src.config, "values" = src."values",'
-        " interrupts = src.interrupts, has_next = src.has_next,"
+        'UPDATE threads SET config = ?, "values" = ?, interrupts = ?, has_next = src.has_next,'
         " status = CASE WHEN src.has_next THEN 'interrupted' ELSE 'idle' END"
         " FROM (SELECT * FROM threads WHERE thread_id = ?) AS src WHERE threads.thread_id = ?",
-        (source_id, target_id),
+        (
+            sealed("config", source.config),
+            sealed("values", source.values),
+            sealed("interrupts", source.interrupts),
+            source_id,
+            target_id,
+        ),
     )
-    return require_thread(conn, tenant_id, target_id)
+    return require_thread(conn, tenant_id, target_id, cipher)
 
 
 class _Keep(Enum):
@@ -210,39 +242,48 @@ def write_state(
     thread_id: str,
     state: ThreadState | None,
     *,
-    error: str | _Keep | None = KEEP,
+    error: Json | _Keep | None = KEEP,
+    cipher: ApiRowCipher,
+    tenant_id: str,
 ) -> None:
     """Store a thread's latest values, interrupts and whether tasks remain (when `state` is
-    given) and its last run's error (JSON text, or None to clear it), in one statement."""
+    given) and its last run's error (None clears it), in one statement."""
     stamp = to_text(utcnow())
     assignments: list[str] = ["updated_at = ?"]
     params: list[object] = [stamp]
     if state is not None:
         assignments.append('"values" = ?, interrupts = ?, has_next = ?, state_updated_at = ?')
         params += [
-            json_text(state.values) if state.values is not None else None,
-            json_text(state.interrupts),
+            json_text(cipher.seal(THREADS, tenant_id, thread_id, "values", state.values))
+            if state.values is not None
+            else None,
+            json_text(cipher.seal(THREADS, tenant_id, thread_id, "interrupts", state.interrupts)),
             int(state.has_next_tasks),
             stamp,
         ]
     if error is not KEEP:
         assignments.append("error = ?")
-        params.append(error)
+        sealed = cipher.seal(THREADS, tenant_id, thread_id, "error", error)
+        params.append(None if sealed is None else json_text(sealed))
     conn.execute(
         f"UPDATE threads SET {', '.join(assignments)} WHERE thread_id = ?", (*params, thread_id)
     )
 
 
 def _record_state(
-    conn: sqlite3.Connection, tenant_id: str, thread_id: str, state: ThreadState
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    thread_id: str,
+    state: ThreadState,
+    cipher: ApiRowCipher,
 ) -> Thread:
-    thread = require_thread(conn, tenant_id, thread_id)
+    thread = require_thread(conn, tenant_id, thread_id, cipher)
     if thread.status is ThreadStatus.BUSY:
         raise ConflictError(f"Thread {thread_id} is busy")
     # A manual update supersedes a failed run's error, as a new run would.
-    write_state(conn, thread_id, state, error=None)
+    write_state(conn, thread_id, state, error=None, cipher=cipher, tenant_id=tenant_id)
     refresh_thread_status(conn, thread_id)
-    return require_thread(conn, tenant_id, thread_id)
+    return require_thread(conn, tenant_id, thread_id, cipher)
 
 
 def _ids_with_metadata(conn: sqlite3.Connection, tenant_id: str, metadata: Json) -> list[str]:
@@ -273,8 +314,9 @@ def _clear_ttl(conn: sqlite3.Connection, tenant_id: str, thread_id: str) -> None
 
 
 class SqliteThreads:
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, cipher: ApiRowCipher | None = None) -> None:
         self._db = db
+        self._cipher = cipher or ApiRowCipher()
 
     async def create(
         self,
@@ -286,33 +328,46 @@ class SqliteThreads:
         if_exists: IfExists,
     ) -> Thread:
         return await self._db.transaction(
-            _create, tenant_id, owner, thread_id, metadata, ttl, if_exists
+            _create, tenant_id, owner, thread_id, metadata, ttl, if_exists, self._cipher
         )
 
     async def get(self, tenant_id: str, thread_id: str) -> Thread | None:
-        return await self._db.read(get_thread, tenant_id, thread_id)
+        return await self._db.read(get_thread, tenant_id, thread_id, self._cipher)
 
     async def update(
         self, tenant_id: str, thread_id: str, metadata: Json | None, ttl: TTLSpec | None
     ) -> Thread:
-        return await self._db.transaction(_update, tenant_id, thread_id, metadata, ttl)
+        return await self._db.transaction(
+            _update, tenant_id, thread_id, metadata, ttl, self._cipher
+        )
 
     async def delete(self, tenant_id: str, thread_id: str) -> bool:
         return await self._db.transaction(_delete, tenant_id, thread_id)
 
     async def search(self, tenant_id: str, query: ThreadQuery) -> tuple[list[Thread], bool]:
-        return await self._db.read(_search, tenant_id, query)
+        return await self._cipher.search_threads(partial(self._search, tenant_id), query)
+
+    async def _search(self, tenant_id: str, query: ThreadQuery) -> tuple[list[Thread], bool]:
+        return await self._db.read(_search, tenant_id, query, self._cipher)
 
     async def count(self, tenant_id: str, query: ThreadQuery) -> int:
+        # Encrypted `values` (and sensitive metadata keys) are matched after decryption.
+        return await self._cipher.count_threads(
+            partial(self._search, tenant_id), partial(self._count, tenant_id), query
+        )
+
+    async def _count(self, tenant_id: str, query: ThreadQuery) -> int:
         return await self._db.read(_count, tenant_id, query)
 
     async def copy(
         self, tenant_id: str, owner: str | None, source_id: str, target_id: str
     ) -> Thread:
-        return await self._db.transaction(_copy, tenant_id, owner, source_id, target_id)
+        return await self._db.transaction(
+            _copy, tenant_id, owner, source_id, target_id, self._cipher
+        )
 
     async def record_state(self, tenant_id: str, thread_id: str, state: ThreadState) -> Thread:
-        return await self._db.transaction(_record_state, tenant_id, thread_id, state)
+        return await self._db.transaction(_record_state, tenant_id, thread_id, state, self._cipher)
 
     async def ids_with_metadata(self, tenant_id: str, metadata: Json) -> list[str]:
         return await self._db.read(_ids_with_metadata, tenant_id, metadata)
