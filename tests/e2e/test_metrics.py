@@ -241,6 +241,12 @@ def test_workers_processes_merge_their_metrics(tmp_path: Path) -> None:
                     if (len(per_process) == 2 and all(per_process.values())) or sent >= 800:
                         break
             assert len(per_process) == 2, per_process  # both processes served some
+            # A request is counted as its response ends, which can be just after the client
+            # has it: give the last counts a moment to land.
+            deadline = time.monotonic() + 5.0
+            while sum(per_process.values()) < sent and time.monotonic() < deadline:
+                time.sleep(0.05)
+                per_process = _per_process_requests(metrics_dir, "/threads")
             assert sum(per_process.values()) == sent
             text = scrape_text(process.url)
             promtool_check(text)
