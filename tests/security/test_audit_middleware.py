@@ -2,7 +2,6 @@
 guards: which requests write a record, what the record holds, and what it never holds."""
 
 import asyncio
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -49,9 +48,9 @@ class MemoryAuditLog:
 
 
 class KeyAuthenticator:
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    async def authenticate(self, request: Request) -> Principal:
         roles = {SECRET_KEY: "developer", VIEWER_KEY: "viewer"}
-        role = roles.get(headers.get("x-api-key", ""))
+        role = roles.get(request.headers.get("x-api-key", ""))
         if role is None:
             raise AuthenticationError("Invalid API key")
         return Principal(
