@@ -74,3 +74,28 @@ def test_migrating_step_by_step_equals_a_fresh_schema(tmp_path: Path) -> None:
     finally:
         fresh.close()
         stepwise.close()
+
+
+def test_a_skipped_middle_migration_is_applied_later(tmp_path: Path) -> None:
+    """A database migrated by a build that lacked a middle migration (a branch that added
+    version 4 before version 3 existed) gets version 3 on the next start."""
+    conn = sqlite3.connect(tmp_path / "gap.sqlite")
+    try:
+        apply_migrations(conn)
+        scripts = dict(migration_scripts())
+        middle = sorted(scripts)[-2]
+        created = [
+            name
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if name.lower() in scripts[middle].lower()
+        ]
+        assert created, "the middle migration should create at least one table"
+        for table in created:
+            conn.execute(f'DROP TABLE "{table}"')
+        conn.execute("DELETE FROM garrison_migrations WHERE version = ?", (middle,))
+        conn.commit()
+        assert apply_migrations(conn) == max(scripts)
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert set(created) <= tables
+    finally:
+        conn.close()

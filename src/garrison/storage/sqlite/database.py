@@ -50,11 +50,11 @@ def apply_migrations(conn: sqlite3.Connection) -> int:
         "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
     )
     conn.commit()
-    current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM garrison_migrations").fetchone()[
-        0
-    ]
+    # Every version not yet applied, not only those above the highest: a database migrated
+    # by a build that lacked a middle migration still gets it.
+    applied = {row[0] for row in conn.execute("SELECT version FROM garrison_migrations")}
     for version, script in migration_scripts():
-        if version <= current:
+        if version in applied:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -66,8 +66,8 @@ def apply_migrations(conn: sqlite3.Connection) -> int:
             conn.rollback()
             raise
         conn.commit()
-        current = version
-    return int(current)
+        applied.add(version)
+    return max(applied, default=0)
 
 
 def _split_statements(script: str) -> list[str]:
