@@ -11,6 +11,7 @@ from garrison import __version__
 from garrison.api import assistants, crons, runs, system, threads
 from garrison.api import store as store_api
 from garrison.api.audit_middleware import AuditMiddleware
+from garrison.api.auth_openapi import document_custom_auth
 from garrison.api.error_responses import document_middleware_errors
 from garrison.api.errors import install_error_handlers
 from garrison.api.middleware import (
@@ -187,6 +188,7 @@ def create_app(settings: Settings, project: ProjectConfig) -> FastAPI:
         app.router.routes.extend(router.routes)
     guard_routes(app.router.routes)
     document_middleware_errors(app.router.routes)
+    document_custom_auth(app, (project.auth or {}).get("openapi"))
 
     # Innermost first: authentication sits inside CORS, so preflights need no credentials.
     # Inside authentication: it counts requests by the principal authentication found.

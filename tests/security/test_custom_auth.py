@@ -192,3 +192,14 @@ def test_store_handlers_rewrite_namespaces(server: Deployment) -> None:
         assert (await alice.store.get_item(("notes",), key))["value"] == {"text": "alice's note"}
 
     run(scenario())
+
+
+def test_the_project_describes_its_auth_in_openapi(server: Deployment) -> None:
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    assert schema["components"]["securitySchemes"] == {
+        "bearerToken": {"type": "http", "scheme": "bearer"}
+    }
+    assert schema["security"] == [{"bearerToken": []}]
+    assert schema["paths"]["/threads/search"]["post"]["description"] == (
+        "Only the caller's own threads."
+    )

@@ -7,14 +7,21 @@ from typing import Any
 
 import pytest
 from langgraph_sdk import Auth
+from starlette.requests import Request
 
+from garrison.auth.custom_authenticator import AuthCache, CustomAuthenticator
 from garrison.auth.custom_handlers import HandlerAuthorizer, access_filter
 from garrison.auth.setup import build_access_control
 from garrison.config.project import parse_project
 from garrison.config.settings import Settings
 from garrison.domain.access import AccessFilter
 from garrison.domain.auth_user import AuthUser
-from garrison.domain.errors import ConflictError, InvalidArgumentError, PermissionDeniedError
+from garrison.domain.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidArgumentError,
+    PermissionDeniedError,
+)
 from garrison.domain.principal import Principal
 
 ALICE = Principal(
@@ -160,3 +167,54 @@ def test_a_broken_auth_path_stops_start_up(tmp_path: Path) -> None:
         )
         with pytest.raises(InvalidArgumentError, match=message):
             build_access_control(settings, project, storage=None)  # type: ignore[arg-type]
+
+
+def request_with(headers: dict[str, str]) -> Request:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/threads",
+        "query_string": b"",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+    }
+    return Request(scope)
+
+
+def test_auth_cache_reuses_successes_by_header_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str | None] = []
+    auth = Auth()
+
+    @auth.authenticate
+    async def authenticate(authorization: str | None) -> str:
+        calls.append(authorization)
+        if authorization != "Bearer good":
+            raise Auth.exceptions.HTTPException(401, "no")
+        return "alice"
+
+    cache = AuthCache.from_project({"cache_keys": ["Authorization"], "ttl_seconds": 10})
+    authenticator = CustomAuthenticator(auth, cache)
+    clock = [100.0]
+    monkeypatch.setattr("garrison.auth.custom_authenticator.time.monotonic", lambda: clock[0])
+
+    async def attempt(value: str) -> str | None:
+        try:
+            principal = await authenticator.authenticate(request_with({"authorization": value}))
+        except AuthenticationError:
+            return None
+        return principal.identity
+
+    async def scenario() -> None:
+        assert await attempt("Bearer good") == "alice"
+        assert await attempt("Bearer good") == "alice"
+        assert calls == ["Bearer good"]  # the second came from the cache
+        assert await attempt("Bearer bad") is None
+        assert await attempt("Bearer bad") is None
+        assert calls.count("Bearer bad") == 2  # failures are never cached
+        clock[0] += 11  # past the TTL: asked again
+        assert await attempt("Bearer good") == "alice"
+        assert calls.count("Bearer good") == 2
+
+    asyncio.run(scenario())
+    for bad in ({"cache_keys": []}, {"cache_keys": ["a"], "ttl_seconds": 0}, "yes"):
+        with pytest.raises(ValueError):
+            AuthCache.from_project(bad)

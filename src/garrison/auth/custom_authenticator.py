@@ -10,7 +10,10 @@ an object with those attributes. Raising `Auth.exceptions.HTTPException` refuses
 
 import inspect
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph_sdk import Auth
@@ -40,8 +43,35 @@ _KNOWN_PARAMETERS = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class AuthCache:
+    """`auth.cache` in the project file: successful authentications are reused for
+    `ttl_seconds` by requests carrying the same values of the `cache_keys` headers."""
+
+    cache_keys: tuple[str, ...]
+    ttl_seconds: float = 60.0
+    max_size: int = 1000
+
+    @classmethod
+    def from_project(cls, spec: Any) -> "AuthCache | None":
+        if spec is None:
+            return None
+        if not isinstance(spec, Mapping):
+            raise ValueError("auth.cache must be an object")
+        keys = spec.get("cache_keys")
+        if not keys or not all(isinstance(k, str) for k in keys):
+            raise ValueError("auth.cache.cache_keys must be a non-empty list of header names")
+        ttl = float(spec.get("ttl_seconds", 60.0))
+        size = int(spec.get("max_size", 1000))
+        if ttl <= 0 or size < 1:
+            raise ValueError("auth.cache needs ttl_seconds > 0 and max_size >= 1")
+        return cls(tuple(k.lower() for k in keys), ttl, size)
+
+
 class CustomAuthenticator:
-    def __init__(self, auth: Auth) -> None:
+    def __init__(self, auth: Auth, cache: AuthCache | None = None) -> None:
+        self._cache = cache
+        self._cached: OrderedDict[tuple[str | None, ...], tuple[float, Principal]] = OrderedDict()
         handler = auth._authenticate_handler
         if handler is None:
             raise ValueError("the auth object has no @auth.authenticate handler")
@@ -55,6 +85,22 @@ class CustomAuthenticator:
             )
 
     async def authenticate(self, request: Request) -> Principal:
+        if self._cache is None:
+            return await self._authenticate(request)
+        key = tuple(request.headers.get(name) for name in self._cache.cache_keys)
+        now = time.monotonic()
+        hit = self._cached.get(key)
+        if hit is not None and hit[0] > now:
+            self._cached.move_to_end(key)
+            return hit[1]
+        principal = await self._authenticate(request)  # failures are never cached
+        self._cached[key] = (now + self._cache.ttl_seconds, principal)
+        self._cached.move_to_end(key)
+        while len(self._cached) > self._cache.max_size:
+            self._cached.popitem(last=False)
+        return principal
+
+    async def _authenticate(self, request: Request) -> Principal:
         arguments = {name: await _argument(name, request) for name in self._parameters}
         try:
             result = await self._handler(**arguments)
@@ -124,4 +170,4 @@ def _as_user(result: Any) -> AuthUser:
         raise PermissionDeniedError("Forbidden") from None
 
 
-__all__ = ["CustomAuthenticator"]
+__all__ = ["AuthCache", "CustomAuthenticator"]

@@ -68,14 +68,15 @@ def build_access_control(
 def _custom_access_control(path: str, project: ProjectConfig) -> AccessControl:
     from langgraph_sdk import Auth
 
-    from garrison.auth.custom_authenticator import CustomAuthenticator
+    from garrison.auth.custom_authenticator import AuthCache, CustomAuthenticator
     from garrison.auth.custom_handlers import HandlerAuthorizer
 
     auth = import_object(path, project.root)
     if not isinstance(auth, Auth):
         raise InvalidArgumentError(f"auth.path {path!r} is not a langgraph_sdk.Auth instance")
     try:
-        authenticator = CustomAuthenticator(auth)
+        cache = AuthCache.from_project((project.auth or {}).get("cache"))
+        authenticator = CustomAuthenticator(auth, cache)
     except ValueError as exc:
         raise InvalidArgumentError(f"auth.path {path!r}: {exc}") from None
     logger.info("custom authentication and authorization from %s", path)
