@@ -5,7 +5,8 @@
 For each backend (SQLite file, PostgreSQL database created and dropped here):
 1. sequential appends: the latency of one `AuditLog.append` (lock the chain head, insert,
    advance the head);
-2. concurrent appends from two "replicas" (two PostgreSQL pools, 16 writers each): the
+2. concurrent appends from two "replicas" (two PostgreSQL pools, 16 writers each), one
+   transaction per append and with group commit (`GroupCommitAuditLog`): the
    throughput the chain-head lock leaves;
 3. per-request overhead: an app with a mutating route behind a real uvicorn, with and
    without `AuditMiddleware`, called alternately by one keep-alive client. The record's
@@ -41,6 +42,7 @@ from garrison.api.audit_middleware import AuditMiddleware
 from garrison.config.settings import Settings
 from garrison.domain.principal import Principal
 from garrison.security.audit import AuditEvent
+from garrison.storage.audit_batching import GroupCommitAuditLog
 from garrison.storage.ports import AuditLog
 from garrison.storage.postgres import PostgresStorage
 from garrison.storage.postgres.migrate import migrate
@@ -172,8 +174,12 @@ async def postgres_database(url: str) -> AsyncIterator[str]:
 async def measure(name: str, logs: list[AuditLog], requests: int) -> None:
     print(f"\n== {name}")
     print(f"append, sequential:            {_ms(await sequential_appends(logs[0], 500))}")
-    rate = await concurrent_appends(logs, writers=16, count=4000)
-    print(f"append, {16 * len(logs)} concurrent writers:  {rate:,.0f} appends/s")
+    ungrouped = [log.inner if isinstance(log, GroupCommitAuditLog) else log for log in logs]
+    single = await concurrent_appends(ungrouped, writers=16, count=4000)
+    grouped = await concurrent_appends(logs, writers=16, count=4000)
+    writers = 16 * len(logs)
+    print(f"append, {writers} concurrent writers, a transaction each:  {single:,.0f} appends/s")
+    print(f"append, {writers} concurrent writers, group commit:     {grouped:,.0f} appends/s")
     plain, audited = await request_overhead(logs[0], requests)
     print(f"request without audit:         {_ms(plain)}")
     print(f"request with audit:            {_ms(audited)}")

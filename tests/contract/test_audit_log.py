@@ -3,6 +3,7 @@ cannot be changed through SQL, tampering around the guards is detected, and conc
 writers never fork the chain. PostgreSQL also proves the operator's role setup (A2)."""
 
 import asyncio
+import itertools
 import secrets
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -12,8 +13,9 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from garrison.security.audit import GENESIS_HASH, AuditEvent, ChainBreak, ChainHead
+from garrison.security.audit import GENESIS_HASH, AuditEvent, AuditRecord, ChainBreak, ChainHead
 from garrison.security.audit_cli import verify_log
+from garrison.storage.audit_batching import GroupCommitAuditLog
 from garrison.storage.ports import AuditLog, Storage
 from garrison.storage.postgres import PostgresStorage
 from garrison.storage.sqlite import SqliteStorage
@@ -185,3 +187,53 @@ async def test_postgres_app_role_cannot_rewrite_audit_rows(postgres_url: str, re
             assert row == ("alice",)
     finally:
         _drop_role(postgres_url, role)
+
+
+class CountingLog:
+    """An AuditLog that counts the transactions it is asked for."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+        self.batches: list[int] = []
+
+    async def append_many(self, events: list[AuditEvent]) -> list[AuditRecord]:
+        self.batches.append(len(events))
+        await asyncio.sleep(0.01)  # a transaction in flight, while others arrive
+        return await self.log.append_many(events)
+
+
+async def test_append_many_chains_in_order_in_one_transaction(storage: Storage) -> None:
+    records = await storage.audit.append_many([event(n) for n in range(5)])
+    assert [r.seq for r in records] == [1, 2, 3, 4, 5]
+    assert [r.event.request_id for r in records] == [f"req-{n}" for n in range(5)]
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
+    assert await storage.audit.head() == ChainHead(5, records[-1].hash)
+    assert await storage.audit.append_many([]) == []
+    assert await verify(storage.audit) is None
+
+
+async def test_concurrent_appends_are_committed_in_groups(storage: Storage) -> None:
+    """Group commit: appends arriving while a batch is written share the next transaction;
+    every caller gets its own record and the chain stays whole."""
+    adapter = storage.audit
+    inner = adapter.inner if isinstance(adapter, GroupCommitAuditLog) else adapter
+    counting = CountingLog(inner)
+    grouped = GroupCommitAuditLog(counting)  # type: ignore[arg-type]
+    records = await asyncio.gather(*(grouped.append(event(n)) for n in range(40)))
+    assert sorted(r.seq for r in records) == list(range(1, 41))
+    assert [r.event.request_id for r in records] == [f"req-{n}" for n in range(40)]
+    assert sum(counting.batches) == 40 and len(counting.batches) < 40
+    assert await verify(inner) is None
+
+
+async def test_a_failed_group_fails_each_of_its_callers(storage: Storage) -> None:
+    class Failing(CountingLog):
+        async def append_many(self, events: list[AuditEvent]) -> list[AuditRecord]:
+            raise RuntimeError("disk full")
+
+    grouped = GroupCommitAuditLog(Failing(storage.audit))  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        *(grouped.append(event(n)) for n in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert (await storage.audit.append(event(9))).seq == 1  # nothing half-written

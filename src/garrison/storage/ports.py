@@ -243,6 +243,10 @@ class AuditLog(Protocol):
 
     async def append(self, event: AuditEvent) -> AuditRecord: ...
 
+    async def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append `events` in order, in one transaction (group commit)."""
+        ...
+
     async def records(
         self, *, after_seq: int = 0, since: datetime | None = None, limit: int = 1000
     ) -> list[AuditRecord]:

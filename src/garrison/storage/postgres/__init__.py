@@ -14,6 +14,7 @@ from psycopg import sql
 
 from garrison.security.api_rows import ROTATED_TABLES, ApiRowCipher, SealedTable, rewrapped
 from garrison.security.at_rest import AtRestEncryption
+from garrison.storage.audit_batching import GroupCommitAuditLog
 from garrison.storage.postgres.api_keys import PostgresApiKeys
 from garrison.storage.postgres.assistants import PostgresAssistants
 from garrison.storage.postgres.audit import PostgresAuditLog
@@ -44,7 +45,7 @@ class PostgresStorage:
         self.threads = PostgresThreads(db, self.api_rows)
         self.runs = PostgresRuns(db, self.api_rows)
         self.crons = PostgresCrons(db, self.api_rows)
-        self.audit = PostgresAuditLog(db)
+        self.audit = GroupCommitAuditLog(PostgresAuditLog(db))
         self.api_keys = PostgresApiKeys(db)
         serde = encryption.serializer()  # strict mode: envelopes only
         self.checkpointer = GarrisonPostgresSaver(

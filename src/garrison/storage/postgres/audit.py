@@ -1,10 +1,11 @@
 """The audit log on PostgreSQL.
 
-An append is one transaction: lock the chain head (`FOR UPDATE`), then insert the sealed
-record and advance the head in one statement. Replicas appending at once queue on that row
-lock, so each record links to the one committed just before it.
+A batch of appends is one transaction: lock the chain head (`FOR UPDATE`), insert the sealed
+records (pipelined) and advance the head. Replicas appending at once queue on that row lock,
+so each record links to the one committed just before it.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from garrison.security.audit import (
@@ -21,10 +22,10 @@ from garrison.storage.postgres.database import PostgresDatabase
 _LOCK_HEAD = "SELECT seq, hash FROM audit_chain_head WHERE id FOR UPDATE"
 _HEAD = "SELECT seq, hash FROM audit_chain_head WHERE id"
 _INSERT = (
-    "WITH advanced AS (UPDATE audit_chain_head SET seq = %(seq)s, hash = %(hash)s WHERE id) "
     f"INSERT INTO audit_log ({', '.join(COLUMNS)}) "
     f"VALUES ({', '.join(f'%({name})s' for name in COLUMNS)})"
 )
+_ADVANCE = "UPDATE audit_chain_head SET seq = %s, hash = %s WHERE id"
 _COLUMNS = ", ".join(COLUMNS)
 _AFTER = f"SELECT {_COLUMNS} FROM audit_log WHERE seq > %s ORDER BY seq LIMIT %s"
 _AFTER_SINCE = (
@@ -39,13 +40,25 @@ class PostgresAuditLog:
         self._db = db
 
     async def append(self, event: AuditEvent) -> AuditRecord:
+        (record,) = await self.append_many([event])
+        return record
+
+    async def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        if not events:
+            return []
         async with self._db.transaction() as cur:
             await cur.execute(_LOCK_HEAD)
             row = await cur.fetchone()
             assert row is not None  # the migration inserts the head row
-            record = seal(event, ChainHead(int(row["seq"]), str(row["hash"])))
-            await cur.execute(_INSERT, to_row(record))
-        return record
+            head = ChainHead(int(row["seq"]), str(row["hash"]))
+            records = []
+            for event in events:
+                record = seal(event, head)
+                head = ChainHead(record.seq, record.hash)
+                records.append(record)
+            await cur.executemany(_INSERT, [to_row(record) for record in records])
+            await cur.execute(_ADVANCE, (head.seq, head.hash))
+        return records
 
     async def records(
         self, *, after_seq: int = 0, since: datetime | None = None, limit: int = 1000

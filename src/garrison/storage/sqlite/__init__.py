@@ -9,6 +9,7 @@ from langgraph.store.base import BaseStore, IndexConfig, TTLConfig
 
 from garrison.security.api_rows import ROTATED_TABLES, SealedTable, rewrapped
 from garrison.security.at_rest import AtRestEncryption
+from garrison.storage.audit_batching import GroupCommitAuditLog
 from garrison.storage.sqlite.api_keys import SqliteApiKeys
 from garrison.storage.sqlite.assistants import SqliteAssistants
 from garrison.storage.sqlite.audit import SqliteAuditLog
@@ -39,7 +40,7 @@ class SqliteStorage:
         self.threads = SqliteThreads(db, self.api_rows)
         self.runs = SqliteRuns(db, self.api_rows)
         self.crons = SqliteCrons(db, self.api_rows)
-        self.audit = SqliteAuditLog(db)
+        self.audit = GroupCommitAuditLog(SqliteAuditLog(db))
         self.api_keys = SqliteApiKeys(db)
         serde = encryption.serializer()  # strict mode: envelopes only
         self.checkpointer = GarrisonSqliteSaver(

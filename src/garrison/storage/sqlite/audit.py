@@ -1,7 +1,8 @@
-"""The audit log on SQLite: one append is one write transaction (SQLite's single writer
-serializes appends, so the chain cannot fork)."""
+"""The audit log on SQLite: a batch of appends is one write transaction (SQLite's single
+writer serializes them, so the chain cannot fork)."""
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 
 from garrison.domain.clock import to_text
@@ -32,13 +33,19 @@ def _head(conn: sqlite3.Connection) -> ChainHead:
     return ChainHead(int(row["seq"]), str(row["hash"]))
 
 
-def _append(conn: sqlite3.Connection, event: AuditEvent) -> AuditRecord:
-    record = seal(event, _head(conn))
-    row = to_row(record)
-    row["time"] = to_text(event.time)
-    conn.execute(_INSERT, row)
-    conn.execute(_ADVANCE, (record.seq, record.hash))
-    return record
+def _append_many(conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+    head = _head(conn)
+    records, rows = [], []
+    for event in events:
+        record = seal(event, head)
+        head = ChainHead(record.seq, record.hash)
+        row = to_row(record)
+        row["time"] = to_text(event.time)
+        records.append(record)
+        rows.append(row)
+    conn.executemany(_INSERT, rows)
+    conn.execute(_ADVANCE, (head.seq, head.hash))
+    return records
 
 
 def _records(
@@ -59,7 +66,13 @@ class SqliteAuditLog:
         self._db = db
 
     async def append(self, event: AuditEvent) -> AuditRecord:
-        return await self._db.transaction(_append, event)
+        (record,) = await self.append_many([event])
+        return record
+
+    async def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        if not events:
+            return []
+        return await self._db.transaction(_append_many, events)
 
     async def records(
         self, *, after_seq: int = 0, since: datetime | None = None, limit: int = 1000
