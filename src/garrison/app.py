@@ -26,6 +26,7 @@ from garrison.bootstrap import is_embedded, open_runtime
 from garrison.config.project import ProjectConfig, load_project
 from garrison.config.settings import Settings
 from garrison.limits import open_rate_limiter
+from garrison.limits.factory import open_stream_slots
 from garrison.llm import configure_profiles
 from garrison.observability import tracing
 from garrison.observability.endpoint import MetricsEndpoint
@@ -149,6 +150,7 @@ def create_app(settings: Settings, project: ProjectConfig) -> FastAPI:
     check_auth_settings(settings, project)
 
     limiter = open_rate_limiter(settings.limits, settings.redis)
+    stream_slots = open_stream_slots(settings.limits, settings.redis)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -156,8 +158,11 @@ def create_app(settings: Settings, project: ProjectConfig) -> FastAPI:
             try:
                 yield
             finally:
+                # Redis connections and the stream leases' renewal task.
                 if limiter is not None:
                     await limiter.close()
+                if stream_slots is not None:
+                    await stream_slots.close()
 
     app = FastAPI(
         title="Garrison",
@@ -195,7 +200,7 @@ def create_app(settings: Settings, project: ProjectConfig) -> FastAPI:
     app.add_middleware(
         RateLimitMiddleware,
         limiter=limiter,
-        max_streams_per_key=settings.limits.max_streams_per_key,
+        stream_slots=stream_slots,
     )
     app.add_middleware(AuthenticationMiddleware)
     # Outside authentication, so its 401s and 403s are recorded too.

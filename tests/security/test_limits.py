@@ -216,6 +216,7 @@ async def test_open_streams_per_caller_are_capped(http: httpx.AsyncClient) -> No
             assert opened.status_code == 200
         refused = await http.get(f"/threads/{threads[2]}/stream")
         assert refused.status_code == 429 and "streams" in refused.json()["detail"]
+        assert refused.headers["retry-after"] == "1"
         # A run may not be created through a stream either: refused before it exists.
         body = {"assistant_id": "echo", "input": {"value": "x"}}
         assert (await http.post("/runs/stream", json=body)).status_code == 429

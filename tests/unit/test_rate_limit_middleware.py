@@ -9,6 +9,7 @@ from starlette.types import Receive, Scope, Send
 from garrison.api.rate_limit_middleware import RateLimitMiddleware
 from garrison.domain.principal import Principal
 from garrison.limits import MemoryRateLimiter
+from garrison.limits.streams import MemoryStreamSlots
 
 
 class _App:
@@ -43,7 +44,8 @@ def _client(app: Any, ip: str = "10.9.8.7") -> httpx.AsyncClient:
 
 def _limited(burst: int = 2, streams: int = 0, principal: Principal | None = None) -> Any:
     limiter = MemoryRateLimiter(rate=0.001, burst=burst)  # no refill during a test
-    inner = RateLimitMiddleware(_App(), limiter=limiter, max_streams_per_key=streams)
+    slots = MemoryStreamSlots(streams) if streams else None
+    inner = RateLimitMiddleware(_App(), limiter=limiter, stream_slots=slots)
     return _WithPrincipal(inner, principal)
 
 

@@ -14,8 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from garrison.auth.route_policy import UnclassifiedRouteError, permission_for
-from garrison.limits.ports import RateLimiter
-from garrison.limits.streams import StreamSlots
+from garrison.limits.ports import RateLimiter, StreamSlotPool
 
 # Every SSE route's path ends so (runs/stream, runs/{run_id}/stream, threads/{id}/stream).
 _STREAM_SUFFIX = "/stream"
@@ -44,11 +43,12 @@ class RateLimitMiddleware:
         app: ASGIApp,
         *,
         limiter: RateLimiter | None,
-        max_streams_per_key: int = 0,
+        stream_slots: StreamSlotPool | None = None,
     ) -> None:
+        """`stream_slots` caps open streams per caller (its owner closes it)."""
         self.app = app
         self.limiter = limiter
-        self.streams = StreamSlots(max_streams_per_key) if max_streams_per_key > 0 else None
+        self.streams = stream_slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -68,10 +68,11 @@ class RateLimitMiddleware:
         if self.streams is None or not path.endswith(_STREAM_SUFFIX):
             await self.app(scope, receive, send)
             return
-        with self.streams.hold(key) as held:
+        async with self.streams.hold(key) as held:
             if not held:
                 limit = self.streams.max_per_key
-                await _refuse(send, f"Too many open streams (limit {limit} per caller)", None)
+                # Streams end at the client's pace: 1 s is a polite interval to try again.
+                await _refuse(send, f"Too many open streams (limit {limit} per caller)", 1)
                 return
             await self.app(scope, receive, send)  # returns when the stream closes
 

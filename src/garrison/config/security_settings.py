@@ -105,7 +105,7 @@ class LimitSettings(Group):
     max_queued_runs_per_tenant: int = Field(default=0, ge=0)
     # ...or this many in flight (`pending` + `running`): accepted and not yet finished.
     max_concurrent_runs_per_tenant: int = Field(default=0, ge=0)
-    # Open SSE connections per key, counted per API process.
+    # Open SSE connections per key; shared by the API replicas through Redis when set.
     max_streams_per_key: int = Field(default=0, ge=0)
 
 

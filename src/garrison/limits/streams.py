@@ -1,15 +1,18 @@
 """Open SSE connections per key, counted in this process.
 
-Per process, not shared: with N API replicas a key may hold up to N x the cap. A shared
-count would need leases that expire with a crashed replica; the per-process count frees a
-slot exactly when its connection closes, whatever happens to the client.
+Exact for one API process; with N replicas a key may hold up to N x the cap, so deployments
+with Redis share the count instead (`redis_streams.py`). Counted here, a slot is freed
+exactly when its connection closes, whatever happens to the client, and a crashed process
+takes its count with it.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 
 class StreamSlots:
+    """The counter itself, synchronous: no I/O, so no await between count and take."""
+
     def __init__(self, max_per_key: int) -> None:
         if max_per_key < 1:
             raise ValueError("max_per_key must be >= 1")
@@ -36,3 +39,25 @@ class StreamSlots:
 
     def open_count(self, key: str) -> int:
         return self._open.get(key, 0)
+
+
+class MemoryStreamSlots:
+    """The `StreamSlotPool` port over `StreamSlots`: the single-process adapter."""
+
+    def __init__(self, max_per_key: int) -> None:
+        self._slots = StreamSlots(max_per_key)
+
+    @property
+    def max_per_key(self) -> int:
+        return self._slots.max_per_key
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[bool]:
+        with self._slots.hold(key) as held:
+            yield held
+
+    def open_count(self, key: str) -> int:
+        return self._slots.open_count(key)
+
+    async def close(self) -> None:
+        return None
