@@ -98,6 +98,17 @@ class ApiRowCipher:
             return self.fields.rewrap_metadata(stored, context)
         return self.fields.rewrap(stored, context)
 
+    def stale_changes(
+        self, table: str, tenant: str | None, row_id: str, stored: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The columns of one stored row (column -> stored value) re-sealed under the
+        active key, when any of them holds an envelope under an older key; {} otherwise.
+        The check reads envelope headers only, so a current row costs no decryption."""
+        spec = TABLE_SPECS[table]
+        if not any(self.fields.is_stale(stored[c], nested=c == METADATA) for c in spec.columns):
+            return {}
+        return rewrapped(self, spec, tenant, row_id, stored)
+
     # Searches --------------------------------------------------------------------------
     def thread_filter(
         self, query: ThreadQuery
@@ -187,6 +198,8 @@ ROTATED_TABLES = (
     SealedTable(ASSISTANTS, "assistant_id", (METADATA,)),
 )
 
+TABLE_SPECS = {spec.table: spec for spec in ROTATED_TABLES}
+
 
 def rewrapped(
     cipher: ApiRowCipher, spec: SealedTable, tenant: str | None, row_id: str, row: dict[str, Any]
@@ -207,6 +220,7 @@ __all__ = [
     "ROTATED_TABLES",
     "RUNS",
     "SEALED_FIELDS",
+    "TABLE_SPECS",
     "THREADS",
     "ApiRowCipher",
     "SealedTable",

@@ -12,6 +12,8 @@ A random 96-bit nonce per envelope keeps the GCM nonce-collision risk negligible
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 from collections.abc import Sequence
@@ -25,6 +27,8 @@ VERSION = 0xE1  # an unusual first byte: envelopes are told apart from plaintext
 NONCE_BYTES = 12
 TAG_BYTES = 16
 _MIN_LENGTH = 2 + 1 + NONCE_BYTES + TAG_BYTES
+# Base64 characters that cover the longest possible header (2 bytes + a 255-byte kid).
+_HEADER_BASE64 = 4 * -(-(2 + 255) // 3)
 
 logger = logging.getLogger("garrison.security")
 
@@ -70,6 +74,21 @@ def kid_of(envelope: bytes) -> str:
         raise DecryptionError("malformed encryption envelope") from None
 
 
+def kid_of_base64(text: str) -> str | None:
+    """The kid of a base64-encoded envelope, decoding only its header (so checking a large
+    value's key costs the same as a small one's); None when `text` is not one."""
+    try:
+        head = base64.b64decode(text[:_HEADER_BASE64], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(head) < 3 or head[0] != VERSION or head[1] == 0 or len(head) < 2 + head[1]:
+        return None
+    try:
+        return head[2 : 2 + head[1]].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
 class EnvelopeCipher:
     """Seals and opens envelopes with a keyring; `strict` is for the callers that decide
     what a missing envelope means."""
@@ -104,6 +123,11 @@ class EnvelopeCipher:
         """Whether the envelope is already under the active key."""
         return kid_of(envelope) == self.keyring.active_kid
 
+    def is_stale_kid(self, kid: str | None) -> bool:
+        """Whether `kid` (of an envelope, None for no envelope) is an older key's: what
+        lazy re-encryption looks for when a row is read."""
+        return kid is not None and kid != self.keyring.active_kid
+
     def reseal(
         self, envelope: bytes, context: Sequence[str], new_context: Sequence[str] | None = None
     ) -> bytes:
@@ -119,5 +143,6 @@ __all__ = [
     "associated_data",
     "is_envelope",
     "kid_of",
+    "kid_of_base64",
     "refuse_plaintext",
 ]

@@ -33,6 +33,7 @@ from garrison.security.envelope import (
     EnvelopeCipher,
     is_envelope,
     kid_of,
+    kid_of_base64,
     refuse_plaintext,
 )
 
@@ -138,6 +139,21 @@ class FieldCipher:
         if isinstance(value, list):
             return [self._walk(item, (*context, str(i)), apply) for i, item in enumerate(value)]
         return value
+
+    def is_stale(self, stored: Any, *, nested: bool = False) -> bool:
+        """Whether `stored` is a marker under an older key (`nested`: or holds one at any
+        depth, for metadata). Reads only the markers' headers: this runs on every read."""
+        envelopes = self.envelopes
+        if envelopes is None:
+            return False
+        if isinstance(stored, Mapping):
+            text = stored.get(SEALED_FIELD) if len(stored) == 1 else None
+            if isinstance(text, str):
+                return envelopes.is_stale_kid(kid_of_base64(text))
+            return nested and any(self.is_stale(v, nested=True) for v in stored.values())
+        if nested and isinstance(stored, list):
+            return any(self.is_stale(v, nested=True) for v in stored)
+        return False
 
     # Moving / rotation helpers ------------------------------------------------------------
     def kids(self, stored: Any) -> list[str]:

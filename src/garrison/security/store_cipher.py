@@ -16,15 +16,21 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
-from langgraph.store.base import Item, Op, PutOp, Result, SearchOp
+from langgraph.store.base import GetOp, Item, Op, PutOp, Result, SearchOp
 
 # Private, but it is the reference semantics of store filters ($eq, $gt, nested dicts).
 from langgraph.store.memory import _compare_values
 
-from garrison.security.envelope import EnvelopeCipher, is_envelope, refuse_plaintext
+from garrison.security.envelope import (
+    EnvelopeCipher,
+    is_envelope,
+    kid_of_base64,
+    refuse_plaintext,
+)
 
 SEALED_FIELD = "__garrison_sealed__"
 _ALL = 2**31 - 1  # "no limit" for SQL LIMIT clauses in both stores
@@ -32,6 +38,17 @@ _ALL = 2**31 - 1  # "no limit" for SQL LIMIT clauses in both stores
 
 def item_context(namespace: Sequence[str], key: str) -> tuple[str, ...]:
     return ("store-value", str(len(namespace)), *namespace, key)
+
+
+@dataclass(frozen=True, slots=True)
+class StaleItem:
+    """An item read under an older key, re-sealed: the store writes `value` where the
+    item still holds the envelope `expected` it was read with (a compare-and-set)."""
+
+    prefix: str  # the namespace as the stores keep it, labels joined with "."
+    key: str
+    value: dict[str, Any]
+    expected: str  # the base64 envelope that was read
 
 
 class StoreCipher:
@@ -61,6 +78,22 @@ class StoreCipher:
         if envelope is not None and self.envelopes.is_current(envelope):
             return None
         return self.seal(namespace, key, self.open(namespace, key, stored))
+
+    def stale_items(self, ops: Sequence[Op], results: Sequence[Result]) -> list[StaleItem]:
+        """The items got by key (`GetOp`) whose envelope is under an older key, re-sealed
+        under the active one (lazy re-encryption). Call before `open_results`, on the
+        stored values; a current item costs a header check, not a decryption."""
+        stale: list[StaleItem] = []
+        for op, result in zip(ops, results, strict=True):
+            if not (isinstance(op, GetOp) and isinstance(result, Item)):
+                continue
+            text = result.value.get(SEALED_FIELD) if len(result.value) == 1 else None
+            if isinstance(text, str) and self.envelopes.is_stale_kid(kid_of_base64(text)):
+                value = self.rewrap(result.namespace, result.key, result.value)
+                if value is not None:
+                    prefix = ".".join(result.namespace)
+                    stale.append(StaleItem(prefix, result.key, value, text))
+        return stale
 
     # Batches ---------------------------------------------------------------------------
     def seal_ops(self, ops: Sequence[Op], *, puts: bool = True) -> list[Op]:
@@ -105,4 +138,4 @@ def _matches(value: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:
     return all(_compare_values(value.get(key), wanted) for key, wanted in filter.items())
 
 
-__all__ = ["SEALED_FIELD", "StoreCipher", "item_context"]
+__all__ = ["SEALED_FIELD", "StaleItem", "StoreCipher", "item_context"]

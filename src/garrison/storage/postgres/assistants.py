@@ -6,6 +6,7 @@ from psycopg import sql
 
 from garrison.domain.errors import ConflictError, NotFoundError
 from garrison.security.api_rows import ASSISTANTS, ApiRowCipher
+from garrison.security.lazy_reseal import reseal_row, stale_row
 from garrison.storage.models import (
     Assistant,
     AssistantPatch,
@@ -152,7 +153,14 @@ class PostgresAssistants:
 
     async def get(self, tenant_id: str, assistant_id: str) -> Assistant | None:
         row = await self._db.fetch_one(_GET, (assistant_id, tenant_id))
-        return self._cipher.assistant(to_assistant(row)) if row else None
+        if row is None:
+            return None
+        stored = to_assistant(row)
+        assistant = self._cipher.assistant(stored)
+        # Lazy re-encryption: a row under an older key is re-sealed (never fails the read).
+        stale = stale_row(self._cipher, ASSISTANTS, stored, row)
+        await reseal_row(stale, self._db.execute, mark="%s", encode=jsonb, encode_expected=jsonb)
+        return assistant
 
     async def update(self, tenant_id: str, assistant_id: str, patch: AssistantPatch) -> Assistant:
         async with self._db.transaction() as cur:

@@ -6,6 +6,7 @@ from psycopg import sql
 
 from garrison.domain.errors import NotFoundError
 from garrison.security.api_rows import CRONS, ApiRowCipher
+from garrison.security.lazy_reseal import reseal_row, stale_row
 from garrison.storage.models import UNSET, Cron, CronPatch, CronQuery, NewCron
 from garrison.storage.postgres.access import access_clauses
 from garrison.storage.postgres.database import PostgresDatabase
@@ -113,7 +114,14 @@ class PostgresCrons:
 
     async def get(self, tenant_id: str, cron_id: str) -> Cron | None:
         row = await self._db.fetch_one(_GET, (cron_id, tenant_id))
-        return self._cipher.cron(to_cron(row)) if row else None
+        if row is None:
+            return None
+        stored = to_cron(row)
+        cron = self._cipher.cron(stored)
+        # Lazy re-encryption: a row under an older key is re-sealed (never fails the read).
+        stale = stale_row(self._cipher, CRONS, stored, row)
+        await reseal_row(stale, self._db.execute, mark="%s", encode=jsonb, encode_expected=jsonb)
+        return cron
 
     async def update(self, tenant_id: str, cron_id: str, patch: CronPatch) -> Cron:
         async with self._db.transaction() as cur:

@@ -27,6 +27,7 @@ from garrison.domain.runs import (
 )
 from garrison.domain.threads import ThreadStatus
 from garrison.security.api_rows import RUNS, THREADS, ApiRowCipher
+from garrison.security.lazy_reseal import reseal_row, stale_row
 from garrison.storage.models import (
     CancelledRun,
     Claim,
@@ -455,7 +456,14 @@ class PostgresRuns:
             row = await self._db.fetch_one(GET, (run_id, tenant_id))
         else:
             row = await self._db.fetch_one(GET_ON_THREAD, (run_id, tenant_id, thread_id))
-        return self._cipher.run(to_run(row)) if row else None
+        if row is None:
+            return None
+        stored = to_run(row)
+        run = self._cipher.run(stored)
+        # Lazy re-encryption: a row under an older key is re-sealed (never fails the read).
+        stale = stale_row(self._cipher, RUNS, stored, row)
+        await reseal_row(stale, self._db.execute, mark="%s", encode=jsonb, encode_expected=jsonb)
+        return run
 
     async def list_runs(
         self, tenant_id: str, thread_id: str, page: Page, status: RunStatus | None

@@ -20,7 +20,8 @@ from langgraph.store.postgres.base import PostgresIndexConfig
 from psycopg.types.json import Jsonb
 
 from garrison.domain.errors import InvalidArgumentError
-from garrison.security.store_cipher import StoreCipher
+from garrison.security.lazy_reseal import reseal_each
+from garrison.security.store_cipher import StaleItem, StoreCipher
 from garrison.storage.postgres.database import (
     Connection,
     Cursor,
@@ -33,6 +34,8 @@ _STORE_PAGE = (
     " ORDER BY prefix, key LIMIT %s FOR UPDATE"
 )
 _UPDATE_VALUE = "UPDATE store SET value = %s WHERE prefix = %s AND key = %s"
+# Lazy re-encryption's compare-and-set: only over the envelope that was read.
+_RESEAL_VALUE = _UPDATE_VALUE + " AND value ->> '__garrison_sealed__' = %s"
 _PGVECTOR_AVAILABLE = "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
 
 PGVECTOR_MISSING = (
@@ -80,7 +83,14 @@ class GarrisonPostgresStore(AsyncPostgresStore):
             return await super().abatch(ops)
         original = list(ops)
         results = await super().abatch(self.cipher.seal_ops(original, puts=False))
-        return self.cipher.open_results(original, results)
+        stale = self.cipher.stale_items(original, results)
+        opened = self.cipher.open_results(original, results)
+        await reseal_each("store item", stale, self._reseal)  # lazy re-encryption
+        return opened
+
+    async def _reseal(self, item: StaleItem) -> int:
+        params = (Jsonb(item.value), item.prefix, item.key, item.expected)
+        return await self._db.execute(_RESEAL_VALUE, params)
 
     def _prepare_batch_PUT_queries(
         self, put_ops: Sequence[tuple[int, PutOp]]

@@ -17,6 +17,7 @@ from psycopg.rows import DictRow
 from garrison.domain.errors import ConflictError, NotFoundError
 from garrison.domain.threads import ThreadStatus, derive_thread_status
 from garrison.security.api_rows import THREADS, ApiRowCipher
+from garrison.security.lazy_reseal import reseal_row, stale_row
 from garrison.storage.models import IfExists, Json, Thread, ThreadQuery, ThreadState
 from garrison.storage.ports import TTLSpec
 from garrison.storage.postgres.access import access_clauses
@@ -242,7 +243,14 @@ class PostgresThreads:
 
     async def get(self, tenant_id: str, thread_id: str) -> Thread | None:
         row = await self._db.fetch_one(GET_THREAD, (thread_id, tenant_id))
-        return self._cipher.thread(to_thread(row)) if row else None
+        if row is None:
+            return None
+        stored = to_thread(row)
+        thread = self._cipher.thread(stored)
+        # Lazy re-encryption: a row under an older key is re-sealed (never fails the read).
+        stale = stale_row(self._cipher, THREADS, stored, row)
+        await reseal_row(stale, self._db.execute, mark="%s", encode=jsonb, encode_expected=jsonb)
+        return thread
 
     async def update(
         self, tenant_id: str, thread_id: str, metadata: Json | None, ttl: TTLSpec | None

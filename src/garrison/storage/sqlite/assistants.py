@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from garrison.domain.clock import from_text, to_text, utcnow
 from garrison.domain.errors import ConflictError, NotFoundError
 from garrison.security.api_rows import ASSISTANTS, ApiRowCipher
+from garrison.security.lazy_reseal import StaleRow, reseal_row, rowcount, stale_row
 from garrison.storage.models import (
     Assistant,
     AssistantPatch,
@@ -41,6 +42,21 @@ def _get(
         (assistant_id, tenant_id),
     )
     return cipher.assistant(to_assistant(row)) if row else None
+
+
+def _read(
+    conn: sqlite3.Connection, tenant_id: str, assistant_id: str, cipher: ApiRowCipher
+) -> tuple[Assistant | None, StaleRow | None]:
+    """The assistant, and what to re-seal of it when it is under an older key."""
+    row = fetch_one(
+        conn,
+        f"SELECT * FROM assistants WHERE assistant_id = ? AND {_VISIBLE}",
+        (assistant_id, tenant_id),
+    )
+    if row is None:
+        return None, None
+    stored = to_assistant(row)
+    return cipher.assistant(stored), stale_row(cipher, ASSISTANTS, stored, row)
 
 
 def _require(
@@ -282,7 +298,13 @@ class SqliteAssistants:
         return await self._db.transaction(_create, tenant_id, owner, new, if_exists, self._cipher)
 
     async def get(self, tenant_id: str, assistant_id: str) -> Assistant | None:
-        return await self._db.read(_get, tenant_id, assistant_id, self._cipher)
+        assistant, stale = await self._db.read(_read, tenant_id, assistant_id, self._cipher)
+        # Lazy re-encryption: a row under an older key is re-sealed (never fails the read).
+        await reseal_row(stale, self._reseal, mark="?", encode=json_text)
+        return assistant
+
+    async def _reseal(self, sql: str, params: list[object]) -> int:
+        return await self._db.transaction(rowcount, sql, params)
 
     async def update(self, tenant_id: str, assistant_id: str, patch: AssistantPatch) -> Assistant:
         return await self._db.transaction(_update, tenant_id, assistant_id, patch, self._cipher)

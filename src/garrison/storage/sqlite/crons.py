@@ -6,6 +6,7 @@ from datetime import datetime
 from garrison.domain.clock import to_text, utcnow
 from garrison.domain.errors import NotFoundError
 from garrison.security.api_rows import CRONS, ApiRowCipher
+from garrison.security.lazy_reseal import StaleRow, reseal_row, rowcount, stale_row
 from garrison.storage.models import UNSET, Cron, CronPatch, CronQuery, NewCron
 from garrison.storage.sqlite.access import access_clauses
 from garrison.storage.sqlite.database import SqliteDatabase
@@ -35,6 +36,19 @@ def _get(
         conn, "SELECT * FROM crons WHERE cron_id = ? AND tenant_id = ?", (cron_id, tenant_id)
     )
     return cipher.cron(to_cron(row)) if row else None
+
+
+def _read(
+    conn: sqlite3.Connection, tenant_id: str, cron_id: str, cipher: ApiRowCipher
+) -> tuple[Cron | None, StaleRow | None]:
+    """The cron, and what to re-seal of it when it is under an older key."""
+    row = fetch_one(
+        conn, "SELECT * FROM crons WHERE cron_id = ? AND tenant_id = ?", (cron_id, tenant_id)
+    )
+    if row is None:
+        return None, None
+    stored = to_cron(row)
+    return cipher.cron(stored), stale_row(cipher, CRONS, stored, row)
 
 
 def _require(conn: sqlite3.Connection, tenant_id: str, cron_id: str, cipher: ApiRowCipher) -> Cron:
@@ -195,7 +209,13 @@ class SqliteCrons:
         return await self._db.transaction(_create, tenant_id, owner, new, self._cipher)
 
     async def get(self, tenant_id: str, cron_id: str) -> Cron | None:
-        return await self._db.read(_get, tenant_id, cron_id, self._cipher)
+        cron, stale = await self._db.read(_read, tenant_id, cron_id, self._cipher)
+        # Lazy re-encryption: a row under an older key is re-sealed (never fails the read).
+        await reseal_row(stale, self._reseal, mark="?", encode=json_text)
+        return cron
+
+    async def _reseal(self, sql: str, params: list[object]) -> int:
+        return await self._db.transaction(rowcount, sql, params)
 
     async def update(self, tenant_id: str, cron_id: str, patch: CronPatch) -> Cron:
         return await self._db.transaction(_update, tenant_id, cron_id, patch, self._cipher)

@@ -19,6 +19,7 @@ from garrison.domain.runs import (
 )
 from garrison.domain.threads import ThreadStatus
 from garrison.security.api_rows import RUNS, THREADS, ApiRowCipher
+from garrison.security.lazy_reseal import StaleRow, reseal_row, rowcount, stale_row
 from garrison.storage.models import (
     CancelledRun,
     Claim,
@@ -74,12 +75,26 @@ def _get(
     thread_id: str | None,
     cipher: ApiRowCipher,
 ) -> Run | None:
+    return _read(conn, tenant_id, run_id, thread_id, cipher)[0]
+
+
+def _read(
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    run_id: str,
+    thread_id: str | None,
+    cipher: ApiRowCipher,
+) -> tuple[Run | None, StaleRow | None]:
+    """The run, and what to re-seal of it when it is under an older key."""
     sql, params = "SELECT * FROM runs WHERE run_id = ? AND tenant_id = ?", [run_id, tenant_id]
     if thread_id is not None:
         sql += " AND thread_id = ?"
         params.append(thread_id)
     row = fetch_one(conn, sql, params)
-    return cipher.run(to_run(row)) if row else None
+    if row is None:
+        return None, None
+    stored = to_run(row)
+    return cipher.run(stored), stale_row(cipher, RUNS, stored, row)
 
 
 def _apply_cancel(
@@ -470,7 +485,13 @@ class SqliteRuns:
         )
 
     async def get(self, tenant_id: str, run_id: str, thread_id: str | None = None) -> Run | None:
-        return await self._db.read(_get, tenant_id, run_id, thread_id, self._cipher)
+        run, stale = await self._db.read(_read, tenant_id, run_id, thread_id, self._cipher)
+        # Lazy re-encryption: a row under an older key is re-sealed (never fails the read).
+        await reseal_row(stale, self._reseal, mark="?", encode=json_text)
+        return run
+
+    async def _reseal(self, sql: str, params: list[object]) -> int:
+        return await self._db.transaction(rowcount, sql, params)
 
     async def list_runs(
         self, tenant_id: str, thread_id: str, page: Page, status: RunStatus | None

@@ -49,7 +49,8 @@ from langgraph.store.base import (
 )
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-from garrison.security.store_cipher import StoreCipher
+from garrison.security.lazy_reseal import reseal_each
+from garrison.security.store_cipher import StaleItem, StoreCipher
 
 SIMILARITY_FUNCTION = "garrison_vector_similarity"
 
@@ -81,6 +82,10 @@ _STORE_PAGE = (
     " ORDER BY prefix, key LIMIT ?"
 )
 _UPDATE_VALUE = "UPDATE store SET value = ? WHERE prefix = ? AND key = ?"
+# Lazy re-encryption's compare-and-set: only over the envelope that was read.
+_RESEAL_VALUE = (
+    _UPDATE_VALUE + " AND json_extract(CAST(value AS TEXT), '$.__garrison_sealed__') = ?"
+)
 
 _BIG_ENDIAN = sys.byteorder == "big"
 
@@ -231,7 +236,18 @@ class GarrisonSqliteStore(AsyncSqliteStore):
                 if writes is not None:
                     await cur.executemany(_DELETE_VECTORS, writes.replaced)
                     await cur.executemany(_INSERT_VECTOR, writes.rows)
-        return self.cipher.open_results(original, results) if self.cipher else results
+        if self.cipher is None:
+            return results
+        stale = self.cipher.stale_items(original, results)
+        opened = self.cipher.open_results(original, results)
+        await reseal_each("store item", stale, self._reseal)  # lazy re-encryption
+        return opened
+
+    async def _reseal(self, item: StaleItem) -> int:
+        params = (orjson.dumps(item.value).decode(), item.prefix, item.key, item.expected)
+        async with self._cursor(transaction=True) as cur:
+            await cur.execute(_RESEAL_VALUE, params)
+            return cur.rowcount
 
     async def arewrap_batch(
         self, after: tuple[str, str] | None, limit: int

@@ -10,6 +10,7 @@ from garrison.domain.clock import after, to_text, utcnow
 from garrison.domain.errors import ConflictError, NotFoundError
 from garrison.domain.threads import ThreadStatus, derive_thread_status
 from garrison.security.api_rows import THREADS, ApiRowCipher
+from garrison.security.lazy_reseal import StaleRow, reseal_row, rowcount, stale_row
 from garrison.storage.models import IfExists, Json, Thread, ThreadQuery, ThreadState
 from garrison.storage.ports import TTLSpec
 from garrison.storage.sqlite.access import access_clauses
@@ -34,6 +35,19 @@ def get_thread(
         conn, "SELECT * FROM threads WHERE thread_id = ? AND tenant_id = ?", (thread_id, tenant_id)
     )
     return cipher.thread(to_thread(row)) if row else None
+
+
+def _read_thread(
+    conn: sqlite3.Connection, tenant_id: str, thread_id: str, cipher: ApiRowCipher
+) -> tuple[Thread | None, StaleRow | None]:
+    """The thread, and what to re-seal of it when it is under an older key."""
+    row = fetch_one(
+        conn, "SELECT * FROM threads WHERE thread_id = ? AND tenant_id = ?", (thread_id, tenant_id)
+    )
+    if row is None:
+        return None, None
+    stored = to_thread(row)
+    return cipher.thread(stored), stale_row(cipher, THREADS, stored, row)
 
 
 def require_thread(
@@ -332,7 +346,13 @@ class SqliteThreads:
         )
 
     async def get(self, tenant_id: str, thread_id: str) -> Thread | None:
-        return await self._db.read(get_thread, tenant_id, thread_id, self._cipher)
+        thread, stale = await self._db.read(_read_thread, tenant_id, thread_id, self._cipher)
+        # Lazy re-encryption: a row under an older key is re-sealed (never fails the read).
+        await reseal_row(stale, self._reseal, mark="?", encode=json_text)
+        return thread
+
+    async def _reseal(self, sql: str, params: list[object]) -> int:
+        return await self._db.transaction(rowcount, sql, params)
 
     async def update(
         self, tenant_id: str, thread_id: str, metadata: Json | None, ttl: TTLSpec | None
