@@ -361,9 +361,9 @@ def spot_command(
     ] = DEFAULT_MAX_POOLS,
     output_format: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
-    """Rank EC2 instance types by recent spot price per vCPU and GiB for the plan, and
-    suggest a mix over types and zones (needs `pip install 'garrison[spot]'` and AWS
-    credentials)."""
+    r"""Rank EC2 instance types by recent spot price per vCPU and GiB for the plan, and
+    suggest a mix over types and zones (needs `pip install 'garrison\[spot]'` and AWS
+    credentials)."""  # `\[`: rich's markup in --help would eat `[spot]`
     _, plan = ctx.obj
     names = list(dict.fromkeys(n.strip() for n in instance_types.split(",") if n.strip()))
     try:
