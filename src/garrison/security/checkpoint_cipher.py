@@ -18,12 +18,18 @@ not its data.
 
 Rows without an envelope (written before encryption was turned on) are read as they are,
 unless `strict`, where they raise PlaintextRefusedError.
+
+Re-encryption goes through one per-envelope step (`_rewrap`), used by the rotation job and
+thread copies (`rewrap_*`, every row of a thread) and by lazy re-encryption on read
+(`stale_parts` finds a checkpoint's envelopes under an older key from their headers alone,
+`reseal_*` re-seals each one; see `garrison.security.lazy_reseal`).
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -35,7 +41,14 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from garrison.security.envelope import EnvelopeCipher, is_envelope, refuse_plaintext
+from garrison.security.envelope import (
+    DecryptionError,
+    EnvelopeCipher,
+    is_envelope,
+    kid_of,
+    kid_of_base64,
+    refuse_plaintext,
+)
 
 SEALED_KEY = "__garrison_sealed__"
 CLEAR_METADATA_KEYS = frozenset(
@@ -56,6 +69,20 @@ def write_context(
 
 def metadata_context(thread_id: str, ns: str, checkpoint_id: str) -> tuple[str, ...]:
     return ("checkpoint-metadata", thread_id, ns, checkpoint_id)
+
+
+@dataclass(frozen=True, slots=True)
+class StaleCheckpoint:
+    """The envelopes of one checkpoint, as read, that an older key sealed: what lazy
+    re-encryption replaces, each only where the database still holds it (the
+    compare-and-set). Its address is the checkpoint's (thread, namespace, id)."""
+
+    thread_id: str
+    ns: str
+    checkpoint_id: str
+    values: dict[str, tuple[str, bytes]]  # channel -> (its version, envelope)
+    writes: list[tuple[str, str, bytes]]  # pending writes: (task id, channel, envelope)
+    metadata: str | None  # the sealed metadata (base64), when an older key sealed it
 
 
 class CheckpointCipher:
@@ -167,6 +194,72 @@ class CheckpointCipher:
             pending_writes=writes if stored.pending_writes is not None else None,
         )
 
+    # Lazy re-encryption on read ------------------------------------------------------
+    def stale_parts(self, stored: CheckpointTuple) -> StaleCheckpoint | None:
+        """What of a checkpoint tuple as the stock saver read it (before `open_tuple`)
+        an older key sealed, from envelope headers alone: a current checkpoint costs no
+        decryption and no query. None when nothing is stale."""
+        stale = self.envelopes.is_stale_kid
+        thread_id, ns, checkpoint_id = _address(stored.config)
+        versions = stored.checkpoint["channel_versions"]
+        values = {
+            channel: (str(versions.get(channel)), value)
+            for channel, value in stored.checkpoint["channel_values"].items()
+            if stale(_kid(value))
+        }
+        writes = [
+            (task_id, channel, value)
+            for task_id, channel, value in stored.pending_writes or []
+            if stale(_kid(value))
+        ]
+        sealed = cast(Mapping[str, Any], stored.metadata).get(SEALED_KEY)
+        metadata = sealed if isinstance(sealed, str) and stale(kid_of_base64(sealed)) else None
+        if not values and not writes and metadata is None:
+            return None
+        return StaleCheckpoint(thread_id, ns, checkpoint_id, values, writes, metadata)
+
+    def reseal_value(self, stale: StaleCheckpoint, channel: str) -> bytes:
+        """The channel value `stale` read, under the active key."""
+        version, envelope = stale.values[channel]
+        context = value_context(stale.thread_id, stale.ns, channel, version)
+        return self._resealed(envelope, context)
+
+    def reseal_write(
+        self, stale: StaleCheckpoint, task_id: str, channel: str, envelope: bytes
+    ) -> bytes:
+        """One of the pending writes `stale` read, under the active key."""
+        context = write_context(stale.thread_id, stale.ns, stale.checkpoint_id, task_id, channel)
+        return self._resealed(envelope, context)
+
+    def reseal_metadata(self, stale: StaleCheckpoint) -> str:
+        """The sealed metadata `stale` read (base64), under the active key."""
+        if stale.metadata is None:
+            raise ValueError("the checkpoint's metadata is not stale")
+        context = metadata_context(stale.thread_id, stale.ns, stale.checkpoint_id)
+        envelope = self._resealed(base64.b64decode(stale.metadata), context)
+        return base64.b64encode(envelope).decode("ascii")
+
+    def patch_stale(
+        self, stale: StaleCheckpoint, values: Mapping[str, Any], metadata: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A checkpoint row's channel values and metadata as the database holds them now,
+        with each stale envelope it still holds (the same bytes as read) re-sealed; None
+        when it holds none of them any more (a writer replaced them since the read)."""
+        patched_values, patched_metadata = dict(values), dict(metadata)
+        changed = False
+        for channel, (_version, envelope) in stale.values.items():
+            if patched_values.get(channel) == envelope:
+                patched_values[channel] = self.reseal_value(stale, channel)
+                changed = True
+        if stale.metadata is not None and patched_metadata.get(SEALED_KEY) == stale.metadata:
+            patched_metadata[SEALED_KEY] = self.reseal_metadata(stale)
+            changed = True
+        return (patched_values, patched_metadata) if changed else None
+
+    def _resealed(self, envelope: bytes, context: Sequence[str]) -> bytes:
+        new = self._rewrap(envelope, context, context)
+        return envelope if new is None else new
+
     # Re-encryption (rotation, thread copies) -----------------------------------------
     def _rewrap(
         self, stored: Any, context: Sequence[str], new_context: Sequence[str]
@@ -250,6 +343,16 @@ def matches(metadata: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:
     return all(metadata.get(key) == value for key, value in filter.items())
 
 
+def _kid(value: Any) -> str | None:
+    """The kid in an envelope's header; None for anything else (a plaintext value)."""
+    if not (isinstance(value, bytes) and is_envelope(value)):
+        return None
+    try:
+        return kid_of(value)
+    except DecryptionError:
+        return None
+
+
 def _address(config: RunnableConfig) -> tuple[str, str, str]:
     configurable = config["configurable"]
     return (
@@ -263,6 +366,7 @@ __all__ = [
     "CLEAR_METADATA_KEYS",
     "SEALED_KEY",
     "CheckpointCipher",
+    "StaleCheckpoint",
     "matches",
     "metadata_context",
     "split_filter",

@@ -9,6 +9,16 @@ keeps its newer value, and this read's stale copy is dropped (a later read retri
 
 The rewrite never fails the read (`reseal_quietly`): an error is logged and the read
 returns what it opened; the next read, or the rotation job, tries again.
+
+Checkpoints (`reseal_checkpoint`, from the checkpointers' `aget_tuple`) work the same way,
+one checkpoint per read: its channel values, pending writes and sealed metadata
+(`CheckpointCipher.stale_parts`), each with a compare-and-set on the envelope bytes read.
+The rewrite runs inline, before the read returns, like the rows': only a read that found an
+older key pays for it (once: the next read finds the checkpoint current), and a caller
+that reads, then writes, never races its own rewrite. It does not go through the
+checkpointer's attempt fence: it stores the same data, not a new checkpoint, and a worker
+whose lease was lost may still migrate what it read (the compare-and-set keeps it from
+overwriting anything newer).
 """
 
 from __future__ import annotations
@@ -20,7 +30,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from langgraph.checkpoint.base import CheckpointTuple
+
 from garrison.security.api_rows import TABLE_SPECS, ApiRowCipher
+from garrison.security.checkpoint_cipher import CheckpointCipher, StaleCheckpoint
 
 logger = logging.getLogger("garrison.security")
 T = TypeVar("T")
@@ -105,6 +118,20 @@ async def reseal_each(what: str, stale: Sequence[T], write: Callable[[T], Awaita
         await reseal_quietly(what, partial(write, item))
 
 
+async def reseal_checkpoint(
+    cipher: CheckpointCipher,
+    stored: CheckpointTuple,
+    write: Callable[[StaleCheckpoint], Awaitable[int]],
+) -> None:
+    """Lazy re-encryption of a checkpoint just read: `stored` as the stock saver returned
+    it (call after `open_tuple` succeeded, so only data that authenticates is re-sealed),
+    `write` the backend's compare-and-sets (the number of rows they changed). Nothing, and
+    no decryption, when every envelope is under the active key."""
+    stale = cipher.stale_parts(stored)
+    if stale is not None:
+        await reseal_quietly("checkpoint", partial(write, stale))
+
+
 def rowcount(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
     """`sql` on a SQLite connection (inside the caller's transaction); rows changed."""
     return conn.execute(sql, params).rowcount
@@ -130,6 +157,7 @@ async def reseal_quietly(what: str, write: Callable[[], Awaitable[int]]) -> None
 __all__ = [
     "Execute",
     "StaleRow",
+    "reseal_checkpoint",
     "reseal_each",
     "reseal_quietly",
     "reseal_row",

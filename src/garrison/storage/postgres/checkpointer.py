@@ -18,6 +18,8 @@ checkpoints of given runs and copying a thread.
   once the row has changed, no write of the old attempt can commit. A worker that lost its
   lease can therefore never write a checkpoint that wins over the new owner's.
 Writes with no attempt (API-side state updates, forks, thread copies) are not fenced.
+Neither is lazy re-encryption on read (`_reseal`): it stores the same data under the active
+key, with a compare-and-set per row, not a new checkpoint.
 `aprune` is not fenced either: only the API and the TTL sweeper prune, never a graph, and
 its keep_latest transaction must start with SET TRANSACTION.
 
@@ -25,7 +27,8 @@ With a `CheckpointCipher`, state, pending writes and metadata are sealed before 
 saver sees them and opened after it reads them (`garrison.security.checkpoint_cipher`):
 every channel value, primitives included, becomes an envelope in `checkpoint_blobs`, so
 the checkpoint JSONB keeps only versions and ids. A thread copy re-seals the copied rows
-for their new thread.
+for their new thread. `aget_tuple` re-seals the checkpoint it read when an older key
+sealed any of it (`garrison.security.lazy_reseal`).
 """
 
 from __future__ import annotations
@@ -50,7 +53,14 @@ from psycopg.types.json import Jsonb
 
 from garrison.domain.attempts import current_attempt
 from garrison.domain.errors import LeaseLostError
-from garrison.security.checkpoint_cipher import CheckpointCipher, matches, split_filter
+from garrison.security.checkpoint_cipher import (
+    SEALED_KEY,
+    CheckpointCipher,
+    StaleCheckpoint,
+    matches,
+    split_filter,
+)
+from garrison.security.lazy_reseal import reseal_checkpoint
 from garrison.security.safe_serde import safe_serializer
 from garrison.storage.postgres.database import Cursor, PostgresDatabase
 
@@ -192,7 +202,30 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
         stored = await super().aget_tuple(config)
         if stored is None or self.cipher is None:
             return stored
-        return self.cipher.open_tuple(stored)
+        opened = self.cipher.open_tuple(stored)
+        await reseal_checkpoint(self.cipher, stored, self._reseal)  # lazy re-encryption
+        return opened
+
+    async def _reseal(self, stale: StaleCheckpoint) -> int:
+        """Compare-and-sets on the envelopes read, one statement (transaction) each, so
+        no two row locks are ever held together. Not through `_cursor`: never fenced."""
+        cipher, dump = cast(CheckpointCipher, self.cipher), self.serde.dumps_typed
+        address = (stale.thread_id, stale.ns)
+        changed = 0
+        params: tuple[Any, ...]
+        for channel, (version, old) in stale.values.items():
+            new = cipher.reseal_value(stale, channel)
+            params = (*dump(new), *address, channel, version, *dump(old))
+            changed += await self._db.execute(_RESEAL_BLOB, params)
+        for task_id, channel, old in stale.writes:
+            new = cipher.reseal_write(stale, task_id, channel, old)
+            params = (*dump(new), *address, stale.checkpoint_id, task_id, channel, *dump(old))
+            changed += await self._db.execute(_RESEAL_WRITE, params)
+        if stale.metadata is not None:
+            sealed = cipher.reseal_metadata(stale)
+            params = (SEALED_KEY, sealed, *address, stale.checkpoint_id, SEALED_KEY, stale.metadata)
+            changed += await self._db.execute(_RESEAL_METADATA, params)
+        return changed
 
     async def alist(
         self,
@@ -289,6 +322,22 @@ INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, 
 VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (thread_id, checkpoint_ns, channel, version)
 DO UPDATE SET type = EXCLUDED.type, blob = EXCLUDED.blob
+"""
+
+# Lazy re-encryption: each replaces the envelope read only if the row still holds it.
+_RESEAL_BLOB = """
+UPDATE checkpoint_blobs SET type = %s, blob = %s
+WHERE thread_id = %s AND checkpoint_ns = %s AND channel = %s AND version = %s
+  AND type = %s AND blob = %s
+"""
+_RESEAL_WRITE = """
+UPDATE checkpoint_writes SET type = %s, blob = %s
+WHERE thread_id = %s AND checkpoint_ns = %s AND checkpoint_id = %s AND task_id = %s
+  AND channel = %s AND type = %s AND blob = %s
+"""
+_RESEAL_METADATA = """
+UPDATE checkpoints SET metadata = metadata || jsonb_build_object(%s::text, %s::text)
+WHERE thread_id = %s AND checkpoint_ns = %s AND checkpoint_id = %s AND metadata ->> %s = %s
 """
 
 

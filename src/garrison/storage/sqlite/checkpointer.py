@@ -10,14 +10,15 @@ deleting the checkpoints of given runs.
 
 With a `CheckpointCipher`, state, pending writes and metadata are sealed before the stock
 saver sees them and opened after it reads them (see `garrison.security.checkpoint_cipher`);
-a thread copy re-seals the copied rows for their new thread.
+a thread copy re-seals the copied rows for their new thread. `aget_tuple` re-seals the
+checkpoint it read when an older key sealed any of it (`garrison.security.lazy_reseal`).
 """
 
 import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -31,7 +32,13 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from garrison.security.checkpoint_cipher import CheckpointCipher, matches, split_filter
+from garrison.security.checkpoint_cipher import (
+    CheckpointCipher,
+    StaleCheckpoint,
+    matches,
+    split_filter,
+)
+from garrison.security.lazy_reseal import reseal_checkpoint
 from garrison.security.safe_serde import safe_serializer
 from garrison.storage.sqlite.database import SqliteDatabase
 from garrison.storage.sqlite.rows import placeholders
@@ -63,7 +70,14 @@ class GarrisonSqliteSaver(BaseCheckpointSaver[str]):
         stored = await self._db.read(lambda _: self._saver.get_tuple(config))
         if stored is None or self.cipher is None:
             return stored
-        return self.cipher.open_tuple(stored)
+        opened = self.cipher.open_tuple(stored)
+        await reseal_checkpoint(self.cipher, stored, self._reseal)  # lazy re-encryption
+        return opened
+
+    async def _reseal(self, stale: StaleCheckpoint) -> int:
+        cipher = cast(CheckpointCipher, self.cipher)  # only called when there is one
+        changed: int = await self._db.transaction(_reseal_checkpoint, cipher, self.serde, stale)
+        return changed
 
     async def alist(
         self,
@@ -320,6 +334,43 @@ def _rewrap_threads(
             (*rewrapped, thread_id, ns, checkpoint_id, task_id, idx),
         )
         changed += 1
+    return changed
+
+
+def _reseal_checkpoint(
+    conn: sqlite3.Connection,
+    cipher: CheckpointCipher,
+    serde: SerializerProtocol,
+    stale: StaleCheckpoint,
+) -> int:
+    """Lazy re-encryption of one checkpoint: each stale envelope is replaced only where the
+    row still holds the bytes read (the compare-and-set); the select and the updates share
+    one BEGIN IMMEDIATE transaction, so no writer lands in between."""
+    key = (stale.thread_id, stale.ns, stale.checkpoint_id)
+    changed = 0
+    row = conn.execute(
+        "SELECT type, checkpoint, metadata FROM checkpoints"
+        " WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+        key,
+    ).fetchone()
+    if row is not None and (stale.values or stale.metadata is not None):
+        checkpoint = serde.loads_typed((row[0], row[1]))
+        metadata = json.loads(row[2]) if row[2] is not None else {}
+        patched = cipher.patch_stale(stale, checkpoint.get("channel_values") or {}, metadata)
+        if patched is not None:
+            type_, blob = serde.dumps_typed({**checkpoint, "channel_values": patched[0]})
+            changed += conn.execute(
+                "UPDATE checkpoints SET type = ?, checkpoint = ?, metadata = ?"
+                " WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+                (type_, blob, json.dumps(patched[1], ensure_ascii=False), *key),
+            ).rowcount
+    for task_id, channel, old in stale.writes:
+        new = cipher.reseal_write(stale, task_id, channel, old)
+        changed += conn.execute(
+            "UPDATE writes SET type = ?, value = ? WHERE thread_id = ? AND checkpoint_ns = ?"
+            " AND checkpoint_id = ? AND task_id = ? AND channel = ? AND type = ? AND value = ?",
+            (*serde.dumps_typed(new), *key, task_id, channel, *serde.dumps_typed(old)),
+        ).rowcount
     return changed
 
 
