@@ -139,6 +139,16 @@ def seal(event: AuditEvent, head: ChainHead) -> AuditRecord:
     return AuditRecord(seq, event, head.hash, record_hash(seq, event, head.hash))
 
 
+def seal_all(events: Iterable[AuditEvent], head: ChainHead) -> list[AuditRecord]:
+    """The records that append `events`, in order, after `head` (a group commit)."""
+    records = []
+    for event in events:
+        record = seal(event, head)
+        head = ChainHead(record.seq, record.hash)
+        records.append(record)
+    return records
+
+
 @dataclass(frozen=True, slots=True)
 class ChainBreak:
     seq: int  # the first record that does not verify (or the head's, for a cut tail)

@@ -14,7 +14,7 @@ from garrison.security.audit import (
     AuditRecord,
     ChainHead,
     from_row,
-    seal,
+    seal_all,
     to_row,
 )
 from garrison.storage.postgres.database import PostgresDatabase
@@ -50,14 +50,9 @@ class PostgresAuditLog:
             await cur.execute(_LOCK_HEAD)
             row = await cur.fetchone()
             assert row is not None  # the migration inserts the head row
-            head = ChainHead(int(row["seq"]), str(row["hash"]))
-            records = []
-            for event in events:
-                record = seal(event, head)
-                head = ChainHead(record.seq, record.hash)
-                records.append(record)
+            records = seal_all(events, ChainHead(int(row["seq"]), str(row["hash"])))
             await cur.executemany(_INSERT, [to_row(record) for record in records])
-            await cur.execute(_ADVANCE, (head.seq, head.hash))
+            await cur.execute(_ADVANCE, (records[-1].seq, records[-1].hash))
         return records
 
     async def records(

@@ -12,7 +12,7 @@ from garrison.security.audit import (
     AuditRecord,
     ChainHead,
     from_row,
-    seal,
+    seal_all,
     to_row,
 )
 from garrison.storage.sqlite.database import SqliteDatabase
@@ -34,17 +34,9 @@ def _head(conn: sqlite3.Connection) -> ChainHead:
 
 
 def _append_many(conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-    head = _head(conn)
-    records, rows = [], []
-    for event in events:
-        record = seal(event, head)
-        head = ChainHead(record.seq, record.hash)
-        row = to_row(record)
-        row["time"] = to_text(event.time)
-        records.append(record)
-        rows.append(row)
-    conn.executemany(_INSERT, rows)
-    conn.execute(_ADVANCE, (head.seq, head.hash))
+    records = seal_all(events, _head(conn))
+    conn.executemany(_INSERT, [{**to_row(r), "time": to_text(r.event.time)} for r in records])
+    conn.execute(_ADVANCE, (records[-1].seq, records[-1].hash))
     return records
 
 
