@@ -1,8 +1,8 @@
 """The audit log on PostgreSQL.
 
-A batch of appends is one transaction: lock the chain head (`FOR UPDATE`), insert the sealed
-records (pipelined) and advance the head. Replicas appending at once queue on that row lock,
-so each record links to the one committed just before it.
+A batch of appends is one transaction: lock the chain head (`FOR UPDATE`), then insert the
+sealed records and advance the head in one statement. Replicas appending at once queue on
+that row lock, so each record links to the one committed just before it.
 """
 
 from collections.abc import Sequence
@@ -21,11 +21,18 @@ from garrison.storage.postgres.database import PostgresDatabase
 
 _LOCK_HEAD = "SELECT seq, hash FROM audit_chain_head WHERE id FOR UPDATE"
 _HEAD = "SELECT seq, hash FROM audit_chain_head WHERE id"
-_INSERT = (
-    f"INSERT INTO audit_log ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join(f'%({name})s' for name in COLUMNS)})"
-)
-_ADVANCE = "UPDATE audit_chain_head SET seq = %s, hash = %s WHERE id"
+_ROW = f"({', '.join(['%s'] * len(COLUMNS))})"
+
+
+def _insert_and_advance(count: int) -> str:
+    """One statement for a whole group: advance the head to the last record and insert
+    them all (the head is locked, so nothing can slip in between)."""
+    return (
+        "WITH advanced AS (UPDATE audit_chain_head SET seq = %s, hash = %s WHERE id) "
+        f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES {', '.join([_ROW] * count)}"
+    )
+
+
 _COLUMNS = ", ".join(COLUMNS)
 _AFTER = f"SELECT {_COLUMNS} FROM audit_log WHERE seq > %s ORDER BY seq LIMIT %s"
 _AFTER_SINCE = (
@@ -51,8 +58,11 @@ class PostgresAuditLog:
             row = await cur.fetchone()
             assert row is not None  # the migration inserts the head row
             records = seal_all(events, ChainHead(int(row["seq"]), str(row["hash"])))
-            await cur.executemany(_INSERT, [to_row(record) for record in records])
-            await cur.execute(_ADVANCE, (records[-1].seq, records[-1].hash))
+            params: list[object] = [records[-1].seq, records[-1].hash]
+            for record in records:
+                row = to_row(record)
+                params.extend(row[name] for name in COLUMNS)
+            await cur.execute(_insert_and_advance(len(records)), params)
         return records
 
     async def records(
