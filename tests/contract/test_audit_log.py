@@ -132,6 +132,25 @@ async def test_concurrent_writers_never_fork_the_chain(storage: Storage) -> None
     assert await verify(storage.audit, page=25) is None
 
 
+async def test_postgres_replicas_taking_turns_never_fork_the_chain(postgres_url: str) -> None:
+    """Each replica appends after the head it last wrote; when the other one moved it in
+    between, its one-statement append must write nothing and seal the group again after
+    the real head."""
+    first, second = await open_postgres(postgres_url), await open_postgres(postgres_url)
+    try:
+        appended = []
+        for n in range(12):
+            writer = (first, second)[n // 2 % 2]  # two in a row each: fast path, then stale
+            appended += await writer.audit.append_many([event(2 * n), event(2 * n + 1)])
+        records = await first.audit.records()
+        assert [r.seq for r in records] == list(range(1, 25))
+        assert records == appended
+        assert await verify(first.audit, page=5) is None
+    finally:
+        await first.close()
+        await second.close()
+
+
 # --- A2: the application's own database role (PostgreSQL) ---------------------------------
 
 
