@@ -330,6 +330,31 @@ async def test_records_carry_the_attempt_that_published_them(broker: Broker) -> 
     assert [r.attempt for r in thread_records if r is not None] == [1, 2, 0]
 
 
+
+async def test_publish_many_appends_a_batch_in_order_to_both_logs(broker: Broker) -> None:
+    first = await broker.publish("t", "r", "metadata", b"0", attempt=3)
+    batch = [("values", b"1"), ("updates", b"2"), ("values", b"3")]
+    ids = await broker.publish_many("t", "r", batch, attempt=3)
+    assert await broker.publish_many("t", "r", [], attempt=3) == []
+    await broker.end_run_stream("t", "r", b"null")
+    assert [parse_event_id(i) for i in [first, *ids]] == sorted(
+        parse_event_id(i) for i in [first, *ids]
+    )
+    assert len(set(ids)) == 3
+    run_records = await _records(broker.subscribe_run("r", FROM_START, 1.0))
+    assert [(r.id, r.event, r.data, r.attempt) for r in run_records[1:-1]] == [
+        (i, event, data, 3) for i, (event, data) in zip(ids, batch, strict=True)
+    ]
+    thread_records = await _take(broker.subscribe_thread("t", FROM_START, 1.0), 4)
+    assert [(r.run_id, r.event, r.data) for r in thread_records if r] == [
+        ("r", "metadata", b"0"),
+        *(("r", event, data) for event, data in batch),
+    ]
+    # A follower resuming inside the batch gets only what follows.
+    after = await _records(broker.subscribe_run("r", ids[0], 1.0))
+    assert [r.data for r in after[:-1]] == [b"2", b"3"]
+
+
 # Signals --------------------------------------------------------------------------------------
 async def test_cancel_callbacks(broker: Broker) -> None:
     seen: list[CancelAction] = []

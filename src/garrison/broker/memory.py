@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from garrison.broker.ids import EventIdClock, parse_event_id
 from garrison.broker.ports import FROM_START, StreamRecord
@@ -157,14 +157,23 @@ class MemoryBroker:
     async def publish(
         self, thread_id: str, run_id: str, event: str, data: bytes, attempt: int = 0
     ) -> str:
-        record = StreamRecord(self._ids.next_id(), run_id, event, data, attempt=attempt)
-        run_log = self._run_log(run_id)
+        (record_id,) = await self.publish_many(thread_id, run_id, [(event, data)], attempt)
+        return record_id
+
+    async def publish_many(
+        self, thread_id: str, run_id: str, events: Sequence[tuple[str, bytes]], attempt: int = 0
+    ) -> list[str]:
+        run_log, thread_log = self._run_log(run_id), self._thread_log(thread_id)
         if run_log.ended:
             # A new attempt of a run whose previous attempt's log was closed (restart).
             run_log.ended, run_log.expires_at, run_log.ended_event = False, None, None
-        run_log.append(record, self._max_records)
-        self._thread_log(thread_id).append(record, self._max_records)
-        return record.id
+        ids = []
+        for event, data in events:
+            record = StreamRecord(self._ids.next_id(), run_id, event, data, attempt=attempt)
+            run_log.append(record, self._max_records)
+            thread_log.append(record, self._max_records)
+            ids.append(record.id)
+        return ids
 
     async def end_run_stream(self, thread_id: str, run_id: str, output: bytes) -> None:
         log = self._run_log(run_id)

@@ -5,7 +5,7 @@ signal by the database flag the worker reads with each heartbeat, and lost event
 cost a client its replay (the run itself completes and its result is in storage).
 """
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,6 +67,12 @@ class Broker(Protocol):
     ) -> str:
         """Append an event of `attempt` to the run's log and its thread's log; returns
         its id."""
+
+    async def publish_many(
+        self, thread_id: str, run_id: str, events: Sequence[tuple[str, bytes]], attempt: int = 0
+    ) -> list[str]:
+        """`publish` for several (event, data) pairs, in order, in one write where the
+        broker has writes; their ids."""
 
     async def end_run_stream(self, thread_id: str, run_id: str, output: bytes) -> None:
         """Close the run's log with its final output; the log is kept for replay until the

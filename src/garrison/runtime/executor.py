@@ -1,6 +1,7 @@
 """Runs one attempt of a run: stream the graph, publish its events, report the outcome."""
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from garrison.domain.errors import GarrisonError, LeaseLostError, UnavailableErr
 from garrison.domain.principal import current_tenant
 from garrison.domain.runs import CancelAction
 from garrison.observability import tracing
+from garrison.runtime.event_outbox import EventOutbox
 from garrison.runtime.graphs import AnyGraph, GraphRegistry
 from garrison.runtime.stream_events import (
     INTERRUPT_KEY,
@@ -118,6 +120,20 @@ class RunExecutor:
         self, attempt: Attempt, callbacks: BaseCallbackHandler | None
     ) -> AttemptResult:
         run = attempt.run
+        outbox = EventOutbox(self._broker, run.thread_id, run.run_id, run.attempt)
+        try:
+            result = await self._execute(attempt, outbox, callbacks)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the attempt's own error is the one to report
+                await outbox.drain()
+            raise
+        await outbox.drain()  # the run's end is announced after every event it published
+        return result
+
+    async def _execute(
+        self, attempt: Attempt, outbox: EventOutbox, callbacks: BaseCallbackHandler | None
+    ) -> AttemptResult:
+        run = attempt.run
         current_tenant.set(run.tenant_id)  # the graph's store is scoped to the run's tenant
         # Checkpoint writes carry this attempt: storage that can fence them refuses a stale one.
         current_attempt.set(AttemptToken(run.run_id, attempt.number))
@@ -136,11 +152,13 @@ class RunExecutor:
         translator = EventTranslator(plan)
         persistent = not run.temporary
         graph_id = config.get("configurable", {}).get("graph_id", "")
-        await self._publish(run, "metadata", {"run_id": run.run_id, "attempt": attempt.number})
+        await _publish(outbox, "metadata", {"run_id": run.run_id, "attempt": attempt.number})
         async with self._registry.open(graph_id, config, persistent=persistent) as graph:
             try:
                 async with asyncio.timeout(self._timeout):
-                    await self._stream(graph, run, config, plan, translator, attempt.control)
+                    await self._stream(
+                        graph, run, config, plan, translator, outbox, attempt.control
+                    )
             except asyncio.CancelledError:
                 action = attempt.cancel_action
                 task = asyncio.current_task()
@@ -154,11 +172,15 @@ class RunExecutor:
                 raise
             except TimeoutError:
                 error = {"error": "TimeoutError", "message": f"Run exceeded {self._timeout:g} s"}
-                return await self._after_failure(graph, run, RunEnd.TIMEOUT, error, persistent)
+                return await self._after_failure(
+                    graph, run, outbox, RunEnd.TIMEOUT, error, persistent
+                )
             except Exception as exc:
                 logger.exception("run %s attempt %d failed", run.run_id, attempt.number)
                 error = describe_error(exc)
-                return await self._after_failure(graph, run, RunEnd.ERROR, error, persistent)
+                return await self._after_failure(
+                    graph, run, outbox, RunEnd.ERROR, error, persistent
+                )
             if translator.stopped_at_interrupt and persistent:
                 state = await self._snapshot(graph, run)
             else:
@@ -178,6 +200,7 @@ class RunExecutor:
         config: RunnableConfig,
         plan: StreamPlan,
         translator: EventTranslator,
+        outbox: EventOutbox,
         control: RunControl,
     ) -> None:
         kwargs = run.kwargs
@@ -195,22 +218,22 @@ class RunExecutor:
         graph_input = _graph_input(kwargs)
         if plan.use_events:
             await self._stream_with_events(
-                graph, run, graph_input, config, plan, translator, options
+                graph, graph_input, config, plan, translator, outbox, options
             )
             return
         async for item in graph.astream(graph_input, config, **options):
             namespace, mode, chunk = split_item(item, plan)
             for name, payload in translator.translate(namespace, mode, chunk):
-                await self._publish(run, name, payload)
+                await _publish(outbox, name, payload)
 
     async def _stream_with_events(
         self,
         graph: AnyGraph,
-        run: Run,
         graph_input: Any,
         config: RunnableConfig,
         plan: StreamPlan,
         translator: EventTranslator,
+        outbox: EventOutbox,
         options: dict[str, Any],
     ) -> None:
         async for event in graph.astream_events(graph_input, config, version="v2", **options):
@@ -218,9 +241,9 @@ class RunExecutor:
             if event["event"] == "on_chain_stream" and not event.get("parent_ids"):
                 namespace, mode, chunk = split_item(event["data"]["chunk"], plan)
                 for name, payload in translator.translate(namespace, mode, chunk):
-                    await self._publish(run, name, payload)
+                    await _publish(outbox, name, payload)
             if "langsmith:hidden" not in (event.get("tags") or ()):
-                await self._publish(run, "events", event)
+                await _publish(outbox, "events", event)
 
     async def _after_cancel(
         self, graph: AnyGraph, run: Run, action: CancelAction, persistent: bool
@@ -234,9 +257,15 @@ class RunExecutor:
         return AttemptResult(end=end, output=state.values, state=state)
 
     async def _after_failure(
-        self, graph: AnyGraph, run: Run, end: RunEnd, error: Json, persistent: bool
+        self,
+        graph: AnyGraph,
+        run: Run,
+        outbox: EventOutbox,
+        end: RunEnd,
+        error: Json,
+        persistent: bool,
     ) -> AttemptResult:
-        await self._publish(run, "error", error)
+        await _publish(outbox, "error", error)
         state = None
         if persistent:
             try:
@@ -249,10 +278,9 @@ class RunExecutor:
         snapshot = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
         return thread_state_of(snapshot)
 
-    async def _publish(self, run: Run, event: str, payload: Any) -> None:
-        await self._broker.publish(
-            run.thread_id, run.run_id, event, serde.dumps(payload), run.attempt
-        )
+
+async def _publish(outbox: EventOutbox, event: str, payload: Any) -> None:
+    await outbox.put(event, serde.dumps(payload))
 
 
 def thread_state_of(snapshot: StateSnapshot) -> ThreadState:

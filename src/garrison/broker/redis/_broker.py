@@ -5,7 +5,7 @@ import contextlib
 import dataclasses
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -142,33 +142,43 @@ class RedisBroker:
     async def publish(
         self, thread_id: str, run_id: str, event: str, data: bytes, attempt: int = 0
     ) -> str:
+        (record_id,) = await self.publish_many(thread_id, run_id, [(event, data)], attempt)
+        return record_id
+
+    async def publish_many(
+        self, thread_id: str, run_id: str, events: Sequence[tuple[str, bytes]], attempt: int = 0
+    ) -> list[str]:
+        if not events:
+            return []
         if not self._link.usable():
-            return self._ids.next_id()
+            return [self._ids.next_id() for _ in events]
         run_log, thread_log = self._keys.run_log(run_id), self._keys.thread_log(thread_id)
-        run_data = thread_data = data
-        if self._cipher is not None:
-            run_data = self._cipher.seal(data, run_log_context(run_id))
-            thread_data = self._cipher.seal(data, thread_log_context(thread_id, run_id))
         pipe = self._client.pipeline(transaction=False)
-        # Raw commands: redis-py's typed helpers cost more Python time than they save.
-        pipe.execute_command(
-            "XADD", run_log, "MAXLEN", "~", self._max_events, "*",
-            layout.EVENT, event, layout.DATA, run_data, layout.ATTEMPT, attempt,
-        )  # fmt: skip
+        for event, data in events:
+            run_data = thread_data = data
+            if self._cipher is not None:
+                run_data = self._cipher.seal(data, run_log_context(run_id))
+                thread_data = self._cipher.seal(data, thread_log_context(thread_id, run_id))
+            # Raw commands: redis-py's typed helpers cost more Python time than they save.
+            pipe.execute_command(
+                "XADD", run_log, "MAXLEN", "~", self._max_events, "*",
+                layout.EVENT, event, layout.DATA, run_data, layout.ATTEMPT, attempt,
+            )  # fmt: skip
+            pipe.execute_command(
+                "XADD", thread_log, "MAXLEN", "~", self._max_events, "*",
+                layout.RUN, run_id, layout.EVENT, event, layout.DATA, thread_data,
+                layout.ATTEMPT, attempt,
+            )  # fmt: skip
         # Also lifts the retention TTL of a log that a previous attempt ended.
         pipe.execute_command("PEXPIRE", run_log, _ABANDONED_MS)
-        pipe.execute_command(
-            "XADD", thread_log, "MAXLEN", "~", self._max_events, "*",
-            layout.RUN, run_id, layout.EVENT, event, layout.DATA, thread_data,
-            layout.ATTEMPT, attempt,
-        )  # fmt: skip
         pipe.execute_command("PEXPIRE", thread_log, self._retention_ms)  # expires when idle
+        # One notification per log and write: followers read whatever is new.
         pipe.execute_command("PUBLISH", self._keys.changes(run_log), b"")
         pipe.execute_command("PUBLISH", self._keys.changes(thread_log), b"")
-        results = await self._link.write("publishing an event", pipe.execute)
+        results = await self._link.write("publishing events", pipe.execute)
         if results is None:
-            return self._ids.next_id()
-        return str(results[0].decode())
+            return [self._ids.next_id() for _ in events]
+        return [results[2 * n].decode() for n in range(len(events))]
 
     async def end_run_stream(self, thread_id: str, run_id: str, output: bytes) -> None:
         if not self._link.usable():
