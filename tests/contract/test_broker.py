@@ -330,7 +330,6 @@ async def test_records_carry_the_attempt_that_published_them(broker: Broker) -> 
     assert [r.attempt for r in thread_records if r is not None] == [1, 2, 0]
 
 
-
 async def test_publish_many_appends_a_batch_in_order_to_both_logs(broker: Broker) -> None:
     first = await broker.publish("t", "r", "metadata", b"0", attempt=3)
     batch = [("values", b"1"), ("updates", b"2"), ("values", b"3")]
