@@ -60,9 +60,24 @@ async def unavailable_on_failure() -> AsyncIterator[None]:
         raise UnavailableError(UNAVAILABLE) from exc
 
 
+# Connections whose sessions start with synchronous_commit off (set by the operator for the
+# server, database or role): transactions that must survive a server crash ask for more.
+_LAX_COMMITS: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
 async def _configure(conn: Connection) -> None:
     # Timestamps come back in UTC whatever the server's or the role's default zone.
     await conn.execute("SET TIME ZONE 'UTC'")
+    row = await (await conn.execute("SELECT current_setting('synchronous_commit') AS s")).fetchone()
+    if row is not None and row["s"] == "off":
+        _LAX_COMMITS.add(conn)
+
+
+def commits_lazily(conn: Connection) -> bool:
+    """Whether a commit on `conn` may return before it is flushed to disk (the session's
+    synchronous_commit is off); then `SET LOCAL synchronous_commit = local` makes one
+    transaction durable. Garrison never changes the setting within a session."""
+    return conn in _LAX_COMMITS
 
 
 class _IdleConnectionCheck:

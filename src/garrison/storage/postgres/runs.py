@@ -44,7 +44,7 @@ from garrison.storage.models import (
     RunEnd,
     RunOutcome,
 )
-from garrison.storage.postgres.database import Cursor, PostgresDatabase
+from garrison.storage.postgres.database import Cursor, PostgresDatabase, commits_lazily
 from garrison.storage.postgres.rows import RUN_COLUMNS, jsonb, nullable_jsonb, qualified, to_run
 from garrison.storage.postgres.threads import (
     KEEP,
@@ -116,23 +116,22 @@ FOR UPDATE
 # created_at: the eligibility time. Read from the clock after the thread lock was taken,
 # so a thread's runs are ordered as their creators acquired the lock (submission order),
 # and delayed by what the caller asked, measured as an offset from the caller's own clock.
-_INSERT = f"""
+# Marks the (locked) thread busy with the run's config and inserts the run: one round trip.
+_TAG_THREAD_AND_INSERT = f"""
+WITH tagged AS (
+    UPDATE threads SET status = 'busy', updated_at = now(), config = %s,
+                       metadata = metadata || %s
+    WHERE thread_id = %s
+)
 INSERT INTO runs (run_id, thread_id, tenant_id, owner, assistant_id, status, metadata, kwargs,
                   multitask_strategy, temporary, created_at)
 VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s,
         clock_timestamp() + make_interval(secs => %s::float8))
 RETURNING {RUN_COLUMNS}
 """
-_TAG_THREAD = """
-UPDATE threads SET status = 'busy', updated_at = now(), config = %s, metadata = metadata || %s
-WHERE thread_id = %s
-"""
 # A thread's accepted runs must survive a server crash even where the operator turned
 # synchronous_commit off; stronger settings (remote_apply...) are left as they are.
-_DURABLE_COMMIT = (
-    "SELECT set_config('synchronous_commit', 'local', true)"
-    " WHERE current_setting('synchronous_commit') = 'off'"
-)
+_DURABLE_COMMIT = "SET LOCAL synchronous_commit = local"
 _DELETE_PENDING = "DELETE FROM runs WHERE run_id = %s"
 _MARK_INTERRUPTED = """
 UPDATE runs SET status = 'interrupted', cancel_action = %s, ended_at = now(), updated_at = now()
@@ -269,7 +268,8 @@ async def _create(
     create_thread: bool,
     cipher: ApiRowCipher,
 ) -> CreatedRun:
-    await cur.execute(_DURABLE_COMMIT)
+    if commits_lazily(cur.connection):
+        await cur.execute(_DURABLE_COMMIT)
     # The thread row lock serialises every creator of runs on this thread: under `reject`,
     # of many concurrent creators exactly one sees an idle thread.
     thread_tenant = await lock_thread(cur, new.thread_id)
@@ -292,9 +292,13 @@ async def _create(
     )
     superseded = [await _apply_cancel(cur, step, new.thread_id) for step in steps]
     delay = max(0.0, (new.available_at - utcnow()).total_seconds())
+    thread_tag = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
     await cur.execute(
-        _INSERT,
+        _TAG_THREAD_AND_INSERT,
         (
+            jsonb(cipher.seal(THREADS, tenant_id, new.thread_id, "config", new.thread_config)),
+            jsonb(cipher.seal_metadata(THREADS, tenant_id, new.thread_id, thread_tag)),
+            new.thread_id,
             new.run_id,
             new.thread_id,
             tenant_id,
@@ -309,21 +313,6 @@ async def _create(
     )
     inserted_run = await cur.fetchone()
     assert inserted_run is not None  # INSERT ... RETURNING always returns the new row
-    await cur.execute(
-        _TAG_THREAD,
-        (
-            jsonb(cipher.seal(THREADS, tenant_id, new.thread_id, "config", new.thread_config)),
-            jsonb(
-                cipher.seal_metadata(
-                    THREADS,
-                    tenant_id,
-                    new.thread_id,
-                    {"graph_id": new.graph_id, "assistant_id": new.assistant_id},
-                )
-            ),
-            new.thread_id,
-        ),
-    )
     return CreatedRun(run=cipher.run(to_run(inserted_run)), superseded=superseded)
 
 
