@@ -9,11 +9,13 @@ checkpoints of given runs and copying a thread.
 - Reads get a pooled autocommit connection and no lock. The stock saver holds one asyncio
   lock across every operation, which a single shared connection needs; with a pool each
   operation has a connection of its own, so the lock would only serialise the process.
-- Writes (the methods wrapped in `_write()`) run in one transaction, pipelined.
+- Writes (the methods wrapped in `_write()`) run in one transaction, pipelined: BEGIN, the
+  statements and COMMIT in one round trip.
 - Writes made on behalf of an attempt (`domain.attempts.current_attempt` is set by the
-  worker) are fenced: the transaction first runs `FENCE` (below), and commits only if the
-  attempt still owns its run; otherwise it rolls back and raises LeaseLostError. The check
-  and the write share one transaction, and `FOR SHARE` holds the run row until the commit,
+  worker) are fenced: the transaction first runs `HOLD_ATTEMPT` (below), which fails it
+  when the attempt no longer owns its run; the server then skips the writes and COMMIT,
+  and the saver rolls back and raises LeaseLostError. The check and the write share one
+  transaction, and the fence's `FOR SHARE` holds the run row until the commit,
   so a reaper or a new claim that changes the row waits for the write to land first, and
   once the row has changed, no write of the old attempt can commit. A worker that lost its
   lease can therefore never write a checkpoint that wins over the new owner's.
@@ -33,11 +35,13 @@ sealed any of it (`garrison.security.lazy_reseal`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
@@ -62,9 +66,12 @@ from garrison.security.checkpoint_cipher import (
 )
 from garrison.security.lazy_reseal import reseal_checkpoint
 from garrison.security.safe_serde import safe_serializer
-from garrison.storage.postgres.database import Cursor, PostgresDatabase
+from garrison.storage.postgres.database import Connection, Cursor, PostgresDatabase
 
-FENCE = "SELECT 1 FROM runs WHERE run_id = %s AND attempt = %s AND status = 'running' FOR SHARE"
+# Share-locks the run's row until the commit, or fails the transaction with LEASE_LOST when
+# the attempt no longer owns the run (migration 0005).
+HOLD_ATTEMPT = "SELECT garrison_hold_attempt(%s, %s)"
+LEASE_LOST = "GR001"
 
 # LangGraph copies `configurable.run_id` into every checkpoint's metadata; migration 0002
 # indexes it. A deleted checkpoint takes its pending writes along, and the blob versions it
@@ -132,6 +139,17 @@ def _write() -> Iterator[None]:
         _writing.reset(token)
 
 
+def _lost_lease(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.Error) and exc.sqlstate == LEASE_LOST
+
+
+async def _roll_back(conn: Connection) -> None:
+    """End a transaction that failed or was abandoned; a broken connection is the pool's
+    to discard, and the caller's error is the one to report."""
+    with contextlib.suppress(psycopg.Error):
+        await conn.rollback()
+
+
 class GarrisonPostgresSaver(AsyncPostgresSaver):
     def __init__(
         self,
@@ -148,31 +166,32 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Cursor]:
         # `pipeline` is the official callers' hint; writes here are always pipelined, in
         # one transaction, and reads never are.
-        writing = _writing.get()
         async with self._db.connection() as conn:
-            if not writing:
+            if not _writing.get():
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
                 return
             attempt = current_attempt.get()
-            async with (
-                conn.pipeline(),
-                conn.transaction(),
-                conn.cursor(binary=True, row_factory=dict_row) as cur,
-            ):
-                if attempt is None:
-                    yield cur
-                    return
-                # Sent first, checked last: the pipeline sends it with the writes in one
-                # round trip, and the transaction keeps nothing when it finds no row.
-                fence = conn.cursor()
-                await fence.execute(FENCE, (attempt.run_id, attempt.attempt))
-                yield cur
-                if await fence.fetchone() is None:
+            try:
+                # BEGIN, the fence, the writes and COMMIT are queued and go out together
+                # when the pipeline ends: one round trip (a read in between syncs early).
+                # Not `conn.transaction()`, which syncs on entering and again on leaving.
+                async with conn.pipeline():
+                    await conn.execute("BEGIN")
+                    if attempt is not None:
+                        await conn.execute(HOLD_ATTEMPT, (attempt.run_id, attempt.attempt))
+                    async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                        yield cur
+                    await conn.execute("COMMIT")
+            except BaseException as exc:
+                # After a failed statement the server skipped the rest, COMMIT included.
+                await _roll_back(conn)
+                if attempt is not None and _lost_lease(exc):
                     raise LeaseLostError(
                         f"Run {attempt.run_id} attempt {attempt.attempt} lost its lease;"
                         " its checkpoint write was discarded"
-                    )
+                    ) from exc
+                raise
 
     async def aput(
         self,
@@ -448,4 +467,4 @@ async def _rewrap_threads(
     return changed
 
 
-__all__ = ["FENCE", "GarrisonPostgresSaver"]
+__all__ = ["HOLD_ATTEMPT", "LEASE_LOST", "GarrisonPostgresSaver"]
