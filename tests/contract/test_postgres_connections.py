@@ -61,3 +61,50 @@ async def test_run_creation_commits_durably_where_sessions_commit_lazily(
             assert row["s"] == ("local" if setting == "off" else "on")
     finally:
         await storage.close()
+
+
+async def _thread_count(storage: PostgresStorage) -> int:
+    row = await storage.db.fetch_one("SELECT count(*) AS n FROM threads")
+    assert row is not None
+    return int(row["n"])
+
+
+_INSERT_THREAD = "INSERT INTO threads (thread_id, tenant_id, status) VALUES (%s, 't', 'idle')"
+
+
+async def test_a_transaction_commits_every_statement_or_none(postgres_url: str) -> None:
+    storage = await open_postgres(postgres_url, pool_max_size=1)  # one connection, reused
+    try:
+        async with storage.db.transaction() as cur:
+            await cur.execute(_INSERT_THREAD, ("a",))
+            await cur.execute(_INSERT_THREAD, ("b",))
+            assert cur.rowcount == 1
+        assert await _thread_count(storage) == 2
+
+        # A failing later statement takes the first one with it.
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            async with storage.db.transaction() as cur:
+                await cur.execute(_INSERT_THREAD, ("c",))
+                await cur.execute(_INSERT_THREAD, ("a",))
+        # So does a failing first statement (it travels with BEGIN), and the caller's own
+        # error after a statement.
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            async with storage.db.transaction() as cur:
+                await cur.execute(_INSERT_THREAD, ("a",))
+        with pytest.raises(RuntimeError):
+            async with storage.db.transaction() as cur:
+                await cur.execute(_INSERT_THREAD, ("d",))
+                raise RuntimeError("changed my mind")
+        assert await _thread_count(storage) == 2
+
+        # The connection came back idle each time: the next transaction works on it.
+        async with storage.db.transaction() as cur:
+            await cur.execute("SELECT thread_id FROM threads ORDER BY thread_id")
+            assert [row["thread_id"] for row in await cur.fetchall()] == ["a", "b"]
+        conn = await storage.db.pool.getconn()
+        try:
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        finally:
+            await storage.db.pool.putconn(conn)
+    finally:
+        await storage.close()
