@@ -5,8 +5,6 @@ sealed by the storage adapters; everything else keeps working through them."""
 import dataclasses
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -60,15 +58,6 @@ API_COLUMNS = {
     "assistants": ("assistant_id", ("metadata",)),
     "assistant_versions": ("assistant_id", ("metadata",)),
 }
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Site]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
-    site = Site(request.param, tmp_path, url)
-    yield site
-    for storage in list(site.opened):
-        await site.close(storage)
 
 
 def leaked(data: bytes) -> list[str]:

@@ -11,7 +11,6 @@ import os
 import sqlite3
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -148,15 +147,6 @@ class Site:
             return
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(sql.replace("?", "%s"), params)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Site]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
-    site = Site(request.param, tmp_path, url)
-    yield site
-    for storage in list(site.opened):
-        await site.close(storage)
 
 
 def found_canaries(data: bytes) -> list[str]:

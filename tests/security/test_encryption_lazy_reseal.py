@@ -56,15 +56,6 @@ Write = Callable[[], Awaitable[int]]
 Reseal = Callable[[str, Write], Awaitable[None]]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Site]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
-    site = Site(request.param, tmp_path, url)
-    yield site
-    for storage in list(site.opened):
-        await site.close(storage)
-
-
 def row_kids(site: Site, table: str, row_id: str) -> Counter[str]:
     """Which key sealed each envelope of one API row."""
     key, columns = ROWS[table]
