@@ -1,7 +1,7 @@
 """CPU accounting from /proc (Linux only).
 
 The server's CPU is read from outside: utime+stime of the process (all its threads, so
-aiosqlite's connection thread is included), plus its waited-for children (cutime+cstime),
+the SQLite connection threads are included), plus its waited-for children (cutime+cstime),
 plus any live descendants. Resolution is one clock tick (usually 10 ms), which is why
 phases should cost well over a second of CPU.
 

@@ -1,9 +1,9 @@
 """One SQLite connection shared by Garrison's tables and the checkpointer.
 
 SQLite has a single writer. Every unit of work (a Garrison transaction, a checkpointer
-operation) is one synchronous function that runs to completion on the connection's thread:
-one thread hop, queued first-in first-out by aiosqlite, so units never interleave and need
-no lock. (An asyncio lock held across round trips to the event loop serialised the whole
+operation) is one synchronous function that runs to completion on the connection's thread
+(`ConnectionThread`), queued first-in first-out, so units never interleave and need no
+lock. (An asyncio lock held across round trips to the event loop serialised the whole
 server at event-loop speed under load; measured, it capped throughput near 125 runs/s.)
 Units share the connection instead of colliding on SQLite's file lock, where the busy
 handler would sleep whole milliseconds. The long-term store, whose official implementation
@@ -11,16 +11,17 @@ spans several round trips per transaction, has a connection of its own.
 """
 
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from garrison import serde
 from garrison.domain.errors import UnavailableError
 from garrison.domain.jsonfilter import json_contains
+from garrison.storage.sqlite.connection_thread import ConnectionThread
 
 T = TypeVar("T")
 
@@ -87,35 +88,52 @@ def _split_statements(script: str) -> list[str]:
 class SqliteDatabase:
     """The shared connection, and helpers to run units of work on it."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
+    def __init__(self, thread: ConnectionThread, conn: sqlite3.Connection) -> None:
+        self._thread = thread
+        self._conn = conn
+        # Whether durable units are group-committed (one log sync per batch, see
+        # ConnectionThread) rather than committed with synchronous=FULL one by one.
+        self._group_sync = False
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout_ms: int = 5000) -> "SqliteDatabase":
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path))
-        db = cls(conn)
-        await db._call(db._configure, busy_timeout_ms)
+        # The connection is only ever used on its thread; it is made here so that opening
+        # a bad path fails the caller directly.
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+        thread = ConnectionThread(conn)
+        db = cls(thread, conn)
+        try:
+            log_path = await db._call(db._configure, busy_timeout_ms)
+        except BaseException:
+            await thread.stop()
+            raise
+        if log_path is not None:
+            thread.sync_log_at(log_path)
+            db._group_sync = True
         return db
 
     @staticmethod
-    def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
-        conn.execute("PRAGMA journal_mode=WAL")
+    def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> str | None:
+        """Configure the connection and migrate; returns the write-ahead log's path, or
+        None when the database has no log (in memory, or WAL unsupported)."""
+        journal_mode: str = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        database_file: str = conn.execute("PRAGMA database_list").fetchone()[2]
         # NORMAL in WAL mode survives process crashes (kill -9); only an OS crash or power
-        # loss can drop the last commits. Accepting a run syncs fully (durable=True).
+        # loss can drop the last commits. Accepting a run syncs the log (durable=True).
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.create_function("json_contains", 2, _json_contains_sql, deterministic=True)
         apply_migrations(conn)
+        if journal_mode.lower() != "wal" or not database_file:
+            return None
+        return f"{database_file}-wal"
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        # aiosqlite runs each call on the connection's own thread; `_execute` is how its
-        # public methods do it, and lets a whole unit of work cross threads once.
-        execute = cast(Callable[..., Awaitable[T]], self.conn._execute)
+    async def _call(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
         try:
-            result = await execute(fn, self.conn._conn, *args)
+            result: T = await self._thread.submit(fn, args, durable=durable)
         except sqlite3.OperationalError as exc:
             if _is_unavailable(exc):
                 raise UnavailableError("database is unavailable") from exc
@@ -125,12 +143,12 @@ class SqliteDatabase:
     async def transaction(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
         """Run `fn(conn, *args)` in one write transaction (BEGIN IMMEDIATE ... COMMIT).
 
-        `durable` commits with a full sync, so the transaction (and every commit before it
-        in the log) survives an OS crash or power loss, not only a process crash.
+        `durable` returns only once the transaction (and every commit before it in the log)
+        survives an OS crash or power loss, not only a process crash.
         """
-        if durable:
+        if durable and not self._group_sync:
             return await self._call(_in_durable_transaction, fn, *args)
-        return await self._call(_in_transaction, fn, *args)
+        return await self._call(_in_transaction, fn, *args, durable=durable)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(conn, *args)` outside an explicit transaction: read-only work, or work
@@ -141,14 +159,13 @@ class SqliteDatabase:
     def sqlite_connection(self) -> sqlite3.Connection:
         """The connection itself, for code that runs on its thread through `read` or
         `transaction` (never call it from the event loop)."""
-        connection: sqlite3.Connection = self.conn._conn
-        return connection
+        return self._conn
 
     async def ping(self) -> None:
         await self.read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
-        await self.conn.close()
+        await self._thread.stop()
 
 
 async def connect_autocommit(path: Path | str, *, busy_timeout_ms: int) -> aiosqlite.Connection:
