@@ -51,11 +51,11 @@ async def test_run_creation_commits_durably_where_sessions_commit_lazily(
     try:
         assert isinstance(storage, PostgresStorage)
         thread = await make_thread(storage)
-        async with storage.db.transaction() as cur:
-            assert commits_lazily(cur.connection) is (setting == "off")
-            await _create(cur, TENANT, "owner", new_run(thread.thread_id), False, ApiRowCipher())
-            await cur.execute("SELECT current_setting('synchronous_commit') AS s")
-            row = await cur.fetchone()
+        async with storage.db.pipelined_transaction() as conn:
+            assert commits_lazily(conn) is (setting == "off")
+            await _create(conn, TENANT, "owner", new_run(thread.thread_id), False, ApiRowCipher())
+            setting_now = await conn.execute("SELECT current_setting('synchronous_commit') AS s")
+            row = await setting_now.fetchone()
             assert row is not None
             # The accepted run's commit waits for the local flush; an "on" session already does.
             assert row["s"] == ("local" if setting == "off" else "on")

@@ -223,8 +223,19 @@ async def test_finish_is_fenced_by_attempt(storage: Storage) -> None:
         await storage.runs.create(TENANT, None, new_run(thread.thread_id), create_thread=False)
     ).run
     await claim(storage, "w1", LEASE)
-    assert await storage.runs.finish(run.run_id, 2, RunOutcome(RunEnd.SUCCESS)) is None
+    stale = RunOutcome(
+        RunEnd.ERROR,
+        error={"error": "Stale", "message": "from attempt 2"},
+        state=ThreadState(values={"stale": True}, interrupts={}, has_next_tasks=True),
+    )
+    assert await storage.runs.finish(run.run_id, 2, stale) is None
     assert await _status(storage, run.run_id) is RunStatus.RUNNING
+    # Nothing of the stale outcome reached the thread: state, error and status are as the
+    # live attempt left them.
+    refreshed = await storage.threads.get(TENANT, thread.thread_id)
+    assert refreshed is not None
+    assert refreshed.status is ThreadStatus.BUSY
+    assert refreshed.values is None and refreshed.error is None
 
 
 async def test_leases_extend_report_losses_and_cancel_flags(storage: Storage) -> None:

@@ -35,7 +35,6 @@ sealed any of it (`garrison.security.lazy_reseal`).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -66,7 +65,7 @@ from garrison.security.checkpoint_cipher import (
 )
 from garrison.security.lazy_reseal import reseal_checkpoint
 from garrison.security.safe_serde import safe_serializer
-from garrison.storage.postgres.database import Connection, Cursor, PostgresDatabase
+from garrison.storage.postgres.database import Cursor, PostgresDatabase
 
 # Share-locks the run's row until the commit, or fails the transaction with LEASE_LOST when
 # the attempt no longer owns the run (migration 0005).
@@ -143,13 +142,6 @@ def _lost_lease(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.Error) and exc.sqlstate == LEASE_LOST
 
 
-async def _roll_back(conn: Connection) -> None:
-    """End a transaction that failed or was abandoned; a broken connection is the pool's
-    to discard, and the caller's error is the one to report."""
-    with contextlib.suppress(psycopg.Error):
-        await conn.rollback()
-
-
 class GarrisonPostgresSaver(AsyncPostgresSaver):
     def __init__(
         self,
@@ -166,32 +158,29 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Cursor]:
         # `pipeline` is the official callers' hint; writes here are always pipelined, in
         # one transaction, and reads never are.
-        async with self._db.connection() as conn:
-            if not _writing.get():
+        if not _writing.get():
+            async with (
+                self._db.connection() as conn,
+                conn.cursor(binary=True, row_factory=dict_row) as cur,
+            ):
+                yield cur
+            return
+        attempt = current_attempt.get()
+        try:
+            # BEGIN, the fence, the writes and COMMIT go out together: one round trip (a
+            # read in between syncs early). A refused fence makes the server skip the rest.
+            async with self._db.pipelined_transaction() as conn:
+                if attempt is not None:
+                    await conn.execute(HOLD_ATTEMPT, (attempt.run_id, attempt.attempt))
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
-                return
-            attempt = current_attempt.get()
-            try:
-                # BEGIN, the fence, the writes and COMMIT are queued and go out together
-                # when the pipeline ends: one round trip (a read in between syncs early).
-                # Not `conn.transaction()`, which syncs on entering and again on leaving.
-                async with conn.pipeline():
-                    await conn.execute("BEGIN")
-                    if attempt is not None:
-                        await conn.execute(HOLD_ATTEMPT, (attempt.run_id, attempt.attempt))
-                    async with conn.cursor(binary=True, row_factory=dict_row) as cur:
-                        yield cur
-                    await conn.execute("COMMIT")
-            except BaseException as exc:
-                # After a failed statement the server skipped the rest, COMMIT included.
-                await _roll_back(conn)
-                if attempt is not None and _lost_lease(exc):
-                    raise LeaseLostError(
-                        f"Run {attempt.run_id} attempt {attempt.attempt} lost its lease;"
-                        " its checkpoint write was discarded"
-                    ) from exc
-                raise
+        except psycopg.Error as exc:
+            if attempt is not None and _lost_lease(exc):
+                raise LeaseLostError(
+                    f"Run {attempt.run_id} attempt {attempt.attempt} lost its lease;"
+                    " its checkpoint write was discarded"
+                ) from exc
+            raise
 
     async def aput(
         self,

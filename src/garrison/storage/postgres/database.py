@@ -10,6 +10,7 @@ and reconnects by itself when the server is back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -40,6 +41,13 @@ REPORT_EVERY_SECONDS = 30.0  # how often a lasting outage is logged
 CHECK_IDLE_AFTER_SECONDS = 1.0
 # jsonb cannot hold U+0000; the same value is fine in SQLite, so say what is wrong.
 NUL_IN_JSON = "PostgreSQL cannot store the character U+0000 in JSON text"
+
+
+async def _roll_back(conn: Connection) -> None:
+    """End a transaction that failed or was abandoned; a broken connection is the pool's
+    to discard, and the caller's error is the one to report."""
+    with contextlib.suppress(psycopg.Error):
+        await conn.rollback()
 
 
 def connect_timeout(seconds: float) -> int:
@@ -186,6 +194,27 @@ class PostgresDatabase:
         when it raises."""
         async with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
+
+    @asynccontextmanager
+    async def pipelined_transaction(self) -> AsyncIterator[Connection]:
+        """A connection in pipeline mode, inside one transaction that commits when the
+        block ends and rolls back when it raises.
+
+        Statements are queued, not sent: BEGIN travels with the first ones and COMMIT with
+        the last. A round trip happens only when the block fetches a result (which sends
+        everything queued before it) and at the end. After a failed statement the server
+        skips the rest of the queue, COMMIT included. Not `conn.transaction()`, which
+        waits for BEGIN on entering and for COMMIT on leaving.
+        """
+        async with self.connection() as conn:
+            try:
+                async with conn.pipeline():
+                    await conn.execute("BEGIN")
+                    yield conn
+                    await conn.execute("COMMIT")
+            except BaseException:
+                await _roll_back(conn)
+                raise
 
     async def fetch_one(self, query: Statement, params: Params | None = None) -> DictRow | None:
         async with self.connection() as conn, conn.cursor() as cur:

@@ -44,16 +44,22 @@ from garrison.storage.models import (
     RunEnd,
     RunOutcome,
 )
-from garrison.storage.postgres.database import Cursor, PostgresDatabase, commits_lazily
+from garrison.storage.postgres.database import (
+    Connection,
+    Cursor,
+    PostgresDatabase,
+    commits_lazily,
+)
 from garrison.storage.postgres.rows import RUN_COLUMNS, jsonb, nullable_jsonb, qualified, to_run
 from garrison.storage.postgres.threads import (
     KEEP,
+    LOCK_THREAD,
     Keep,
     insert_thread,
     lock_thread,
     refresh_thread_status,
     settle_status,
-    write_state,
+    state_update,
 )
 
 THREAD_NOT_FOUND = "Thread or assistant not found."
@@ -261,18 +267,28 @@ def _in_queue_order(rows: Sequence[DictRow]) -> list[DictRow]:
 
 
 async def _create(
-    cur: Cursor,
+    conn: Connection,
     tenant_id: str,
     owner: str | None,
     new: NewRun,
     create_thread: bool,
     cipher: ApiRowCipher,
-) -> CreatedRun:
-    if commits_lazily(cur.connection):
+) -> tuple[Cursor, list[CancelledRun]]:
+    """Queue the run's insert on a pipelined transaction: the cursor that will hold the new
+    row once the transaction commits, and the runs it supersedes.
+
+    Two round trips on an existing thread: its lock with its active runs, then the insert
+    with the COMMIT."""
+    cur = conn.cursor()
+    if commits_lazily(conn):
         await cur.execute(_DURABLE_COMMIT)
     # The thread row lock serialises every creator of runs on this thread: under `reject`,
-    # of many concurrent creators exactly one sees an idle thread.
-    thread_tenant = await lock_thread(cur, new.thread_id)
+    # of many concurrent creators exactly one sees an idle thread. The active runs are read
+    # after the lock is granted (the server runs the queue in order).
+    locked = await conn.execute(LOCK_THREAD, (new.thread_id,))
+    active = await conn.execute(_LOCK_ACTIVE, ([new.thread_id],))
+    row = await locked.fetchone()
+    thread_tenant = None if row is None else str(row["tenant_id"])
     if thread_tenant is None:
         if not create_thread:
             raise NotFoundError(THREAD_NOT_FOUND)
@@ -281,19 +297,22 @@ async def _create(
         )
         # Another creator inserted it first: wait for its commit, then take our turn.
         thread_tenant = tenant_id if inserted is not None else await lock_thread(cur, new.thread_id)
+        # Read without the thread's lock: read again under it.
+        active = await conn.execute(_LOCK_ACTIVE, ([new.thread_id],))
     if thread_tenant != tenant_id:
         raise NotFoundError(THREAD_NOT_FOUND)
 
-    await cur.execute(_LOCK_ACTIVE, ([new.thread_id],))
-    active = _in_queue_order(await cur.fetchall())
     steps = plan_multitask(
         new.multitask_strategy,
-        [ActiveRun(row["run_id"], RunStatus(row["status"])) for row in active],
+        [
+            ActiveRun(row["run_id"], RunStatus(row["status"]))
+            for row in _in_queue_order(await active.fetchall())
+        ],
     )
     superseded = [await _apply_cancel(cur, step, new.thread_id) for step in steps]
     delay = max(0.0, (new.available_at - utcnow()).total_seconds())
     thread_tag = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
-    await cur.execute(
+    inserted_run = await conn.execute(
         _TAG_THREAD_AND_INSERT,
         (
             jsonb(cipher.seal(THREADS, tenant_id, new.thread_id, "config", new.thread_config)),
@@ -311,9 +330,7 @@ async def _create(
             delay,
         ),
     )
-    inserted_run = await cur.fetchone()
-    assert inserted_run is not None  # INSERT ... RETURNING always returns the new row
-    return CreatedRun(run=cipher.run(to_run(inserted_run)), superseded=superseded)
+    return inserted_run, superseded
 
 
 async def _cancel(
@@ -345,30 +362,28 @@ async def _cancel(
     return cancelled
 
 
+class _FencedOut(Exception):
+    """The attempt no longer owns its run: what `_finish` wrote must be rolled back."""
+
+
 async def _finish(
-    cur: Cursor, run_id: str, attempt: int, outcome: RunOutcome, cipher: ApiRowCipher
+    conn: Connection, run_id: str, attempt: int, outcome: RunOutcome, cipher: ApiRowCipher
 ) -> ThreadStatus | None:
-    await cur.execute(_LOCK_THREAD_OF_RUN, (run_id,))
-    locked = await cur.fetchone()
+    """Three round trips on a pipelined transaction: lock the run's thread; end the run and
+    write the thread's state together (undone by rolling back when the run's end is
+    fenced out); store the thread's new status with the COMMIT."""
+    locked = await (await conn.execute(_LOCK_THREAD_OF_RUN, (run_id,))).fetchone()
     if locked is None:
         return None  # the run is gone (rolled back, or its thread deleted)
-    tenant_id = locked["tenant_id"]  # a run's tenant is its thread's
+    tenant_id, thread_id = locked["tenant_id"], locked["thread_id"]  # a run's are its thread's
     if outcome.end is RunEnd.ROLLED_BACK:
-        await cur.execute(_ROLL_BACK, (run_id, attempt))
+        ended = await conn.execute(_ROLL_BACK, (run_id, attempt))
     else:
-        await cur.execute(
+        error_column = cipher.seal(RUNS, tenant_id, run_id, "error", outcome.error)
+        ended = await conn.execute(
             _FINISH,
-            (
-                _FINAL_STATUS[outcome.end].value,
-                nullable_jsonb(cipher.seal(RUNS, tenant_id, run_id, "error", outcome.error)),
-                run_id,
-                attempt,
-            ),
+            (_FINAL_STATUS[outcome.end].value, nullable_jsonb(error_column), run_id, attempt),
         )
-    owned = await cur.fetchone()
-    if owned is None:
-        return None  # fenced: another attempt owns the run, or it was cancelled and reaped
-    thread_id = owned["thread_id"]
     # A failed run records its error on the thread, a successful one clears it; a cancelled
     # or rolled-back run neither fails its thread nor clears an earlier failure.
     error: Json | Keep | None = KEEP
@@ -376,10 +391,13 @@ async def _finish(
         error = outcome.error or {}
     elif outcome.end is RunEnd.SUCCESS:
         error = None
-    facts = await write_state(
-        cur, thread_id, outcome.state, error=error, cipher=cipher, tenant_id=tenant_id
+    written = await conn.execute(
+        *state_update(thread_id, outcome.state, error=error, cipher=cipher, tenant_id=tenant_id)
     )
-    return await settle_status(cur, thread_id, facts)
+    if await ended.fetchone() is None:
+        # Fenced: another attempt owns the run, or it was cancelled and reaped.
+        raise _FencedOut
+    return await settle_status(conn.cursor(), thread_id, await written.fetchone())
 
 
 async def _reap(
@@ -437,8 +455,13 @@ class PostgresRuns:
         self, tenant_id: str, owner: str | None, new: NewRun, *, create_thread: bool
     ) -> CreatedRun:
         # The commit is the durability point: a run acknowledged with 2xx is never lost.
-        async with self._db.transaction() as cur:
-            return await _create(cur, tenant_id, owner, new, create_thread, self._cipher)
+        async with self._db.pipelined_transaction() as conn:
+            inserted, superseded = await _create(
+                conn, tenant_id, owner, new, create_thread, self._cipher
+            )
+        row = await inserted.fetchone()  # received with the COMMIT
+        assert row is not None  # INSERT ... RETURNING always returns the new row
+        return CreatedRun(run=self._cipher.run(to_run(row)), superseded=superseded)
 
     async def get(self, tenant_id: str, run_id: str, thread_id: str | None = None) -> Run | None:
         if thread_id is None:
@@ -536,8 +559,11 @@ class PostgresRuns:
         )
 
     async def finish(self, run_id: str, attempt: int, outcome: RunOutcome) -> ThreadStatus | None:
-        async with self._db.transaction() as cur:
-            return await _finish(cur, run_id, attempt, outcome, self._cipher)
+        try:
+            async with self._db.pipelined_transaction() as conn:
+                return await _finish(conn, run_id, attempt, outcome, self._cipher)
+        except _FencedOut:
+            return None
 
     async def release(self, run_id: str, attempt: int, *, charge_attempt: bool) -> bool:
         # The thread stays busy (its run is pending again), so no thread lock is needed.

@@ -173,6 +173,21 @@ async def write_state(
     """Store a thread's latest values, interrupts and whether tasks remain (when `state` is
     given) and its last run's error (None clears it), in one statement; returns the facts
     its status derives from, for `settle_status`."""
+    await cur.execute(
+        *state_update(thread_id, state, error=error, cipher=cipher, tenant_id=tenant_id)
+    )
+    return await cur.fetchone()
+
+
+def state_update(
+    thread_id: str,
+    state: ThreadState | None,
+    *,
+    error: Json | Keep | None,
+    cipher: ApiRowCipher,
+    tenant_id: str,
+) -> tuple[sql.Composed, tuple[object, ...]]:
+    """The statement `write_state` runs, and its parameters."""
     assignments = [sql.SQL("updated_at = now()")]
     params: list[object] = []
     if state is not None:
@@ -188,11 +203,10 @@ async def write_state(
         assignments.append(sql.SQL("error = %s"))
         params.append(nullable_jsonb(cipher.seal(THREADS, tenant_id, thread_id, "error", error)))
     query = sql.SQL("UPDATE threads SET {assignments} WHERE thread_id = %s RETURNING {facts}")
-    await cur.execute(
+    return (
         query.format(assignments=sql.SQL(", ").join(assignments), facts=sql.SQL(_FACTS)),
         (*params, thread_id),
     )
-    return await cur.fetchone()
 
 
 def _where(tenant_id: str, query: ThreadQuery) -> tuple[sql.Composable, list[object]]:
