@@ -56,11 +56,16 @@ async def test_events_arriving_during_a_write_go_out_together_in_order() -> None
     assert await _published(broker) == [(f"e{n}", str(n).encode(), 2) for n in range(4)]
 
 
-async def test_drain_waits_for_the_write_in_flight() -> None:
+async def _draining_one_event() -> tuple[GatedBroker, EventOutbox, asyncio.Future[None]]:
+    """An outbox whose one event is held at the broker's gate, and its drain, started."""
     broker = GatedBroker()
     outbox = EventOutbox(broker, "t", "r", attempt=1)
     await outbox.put("values", b"1")
-    drained = asyncio.ensure_future(outbox.drain())
+    return broker, outbox, asyncio.ensure_future(outbox.drain())
+
+
+async def test_drain_waits_for_the_write_in_flight() -> None:
+    broker, _, drained = await _draining_one_event()
     await asyncio.sleep(0.01)
     assert not drained.done()
     broker.gate.set()
@@ -97,10 +102,7 @@ async def test_a_slow_broker_holds_the_graph_back_at_the_pending_limit() -> None
 
 
 async def test_cancelling_a_drain_does_not_cut_the_write_short() -> None:
-    broker = GatedBroker()
-    outbox = EventOutbox(broker, "t", "r", attempt=1)
-    await outbox.put("values", b"1")
-    drained = asyncio.ensure_future(outbox.drain())
+    broker, outbox, drained = await _draining_one_event()
     await asyncio.sleep(0)
     drained.cancel()
     with pytest.raises(asyncio.CancelledError):
