@@ -2,8 +2,10 @@
 official saver (run deletion with its orphaned writes and blobs, thread copies)."""
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -136,3 +138,26 @@ async def test_copy_thread_copies_blobs_and_writes(postgres: PostgresStorage) ->
     assert [w[1:] for w in copied.pending_writes or []] == [("messages", ["more"])]
     for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
         assert await count(postgres, table, target) == await count(postgres, table, source)
+
+
+async def test_writes_serialize_on_the_event_loop_thread(postgres: PostgresStorage) -> None:
+    """No hand-off to a thread per write: the stock saver's costs more CPU than it saves."""
+    saver = postgres.checkpointer
+    serializing_threads: set[int] = set()
+    dumps_typed = saver.serde.dumps_typed
+
+    def recording_dumps(value: Any) -> tuple[str, bytes]:
+        serializing_threads.add(threading.get_ident())
+        return dumps_typed(value)
+
+    saver.serde = cast(
+        Any, SimpleNamespace(dumps_typed=recording_dumps, loads_typed=saver.serde.loads_typed)
+    )
+    thread_id = str(uuid.uuid4())
+    first = await put(postgres, thread_id, str(uuid.uuid4()), {"messages": ["hi"]})
+    await saver.aput_writes(first, [("messages", ["more"])], "task-1")
+
+    assert serializing_threads == {threading.get_ident()}
+    stored = await saver.aget_tuple(first)  # and what was written reads back
+    assert stored is not None and stored.checkpoint["channel_values"] == {"messages": ["hi"]}
+    assert [w[1:] for w in stored.pending_writes or []] == [("messages", ["more"])]
