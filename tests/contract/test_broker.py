@@ -248,12 +248,14 @@ async def test_idle_followers_get_ticks(broker: Broker) -> None:
 async def test_thread_log_collects_every_run_and_thread_events(broker: Broker) -> None:
     await broker.publish("t", "r1", "values", b"1")
     await broker.publish("t", "r2", "values", b"2")
-    await broker.end_run_stream("t", "r1", b"null")  # run ends stay in the run's log
+    # A run's end record stays in the run's log; the thread hears that the run is done.
+    await broker.end_run_stream("t", "r1", b"null")
     await broker.publish_thread_event("t", "state_update", b"{}")
-    items = await _take(broker.subscribe_thread("t", FROM_START, 1.0), 3)
+    items = await _take(broker.subscribe_thread("t", FROM_START, 1.0), 4)
     assert [(i.run_id, i.event, i.data) for i in items if i] == [
         ("r1", "values", b"1"),
         ("r2", "values", b"2"),
+        ("", "metadata", b'{"status":"run_done","run_id":"r1"}'),
         ("", "state_update", b"{}"),
     ]
 
@@ -280,7 +282,8 @@ async def test_logs_are_bounded_and_followers_get_a_contiguous_tail(factory: Fac
     assert 10 <= len(kept) < 250
     assert [r.id for r in kept[:-1]] == published[-(len(kept) - 1) :] and kept[-1].end
     thread_records = await _until_idle(broker.subscribe_thread("t", FROM_START, 0.05))
-    assert 10 <= len(thread_records) < 250 and thread_records[-1].event == "249"
+    assert 10 <= len(thread_records) < 250
+    assert [r.event for r in thread_records[-2:]] == ["249", "metadata"]  # then run_done
 
 
 # Run output ---------------------------------------------------------------------------------

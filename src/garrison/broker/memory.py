@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from garrison.broker.ids import EventIdClock, parse_event_id
-from garrison.broker.ports import FROM_START, StreamRecord
+from garrison.broker.ports import FROM_START, StreamRecord, run_done_data
 from garrison.domain.runs import CancelAction
 
 
@@ -181,6 +181,7 @@ class MemoryBroker:
         log.append(end, self._max_records)
         log.end()
         log.expires_at = time.monotonic() + self._retention
+        await self.publish_thread_event(thread_id, "metadata", run_done_data(run_id))
 
     async def publish_thread_event(self, thread_id: str, event: str, data: bytes) -> str:
         record = StreamRecord(self._ids.next_id(), "", event, data)

@@ -5,6 +5,7 @@ signal by the database flag the worker reads with each heartbeat, and lost event
 cost a client its replay (the run itself completes and its result is in storage).
 """
 
+import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -13,6 +14,11 @@ from garrison.domain.runs import CancelAction
 
 # `since` values for subscriptions.
 FROM_START = "-"
+
+
+def run_done_data(run_id: str) -> bytes:
+    """The thread event that follows a run's end: `metadata` with this data."""
+    return json.dumps({"status": "run_done", "run_id": run_id}, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +81,9 @@ class Broker(Protocol):
         broker has writes; their ids."""
 
     async def end_run_stream(self, thread_id: str, run_id: str, output: bytes) -> None:
-        """Close the run's log with its final output; the log is kept for replay until the
-        retention window passes."""
+        """Close the run's log with its final output, and tell the thread's followers (a
+        `metadata` event, `run_done_data(run_id)`), in one write where the broker has
+        writes. The run's log is kept for replay until the retention window passes."""
 
     async def publish_thread_event(self, thread_id: str, event: str, data: bytes) -> str:
         """Append a thread-level event (`metadata` run_done, `state_update`)."""

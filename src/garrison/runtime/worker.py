@@ -269,9 +269,6 @@ class Worker:
 
     async def _announce_end(self, thread_id: str, run_id: str, output: object) -> None:
         await self._broker.end_run_stream(thread_id, run_id, serde.dumps(output))
-        await self._broker.publish_thread_event(
-            thread_id, "metadata", serde.dumps({"status": "run_done", "run_id": run_id})
-        )
 
     # Leases and recovery -------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, cast
 
+from redis.asyncio.client import Pipeline
+
 from garrison.broker.ids import EventIdClock
-from garrison.broker.ports import StreamRecord
+from garrison.broker.ports import StreamRecord, run_done_data
 from garrison.broker.redis import _layout as layout
 from garrison.broker.redis._link import Closed, Link, Unavailable
 from garrison.broker.redis._listener import Listener, Watch
@@ -195,25 +197,30 @@ class RedisBroker:
         pipe.execute_command("PUBLISH", self._keys.changes(run_log), b"")
         # Output waiters hear only of the end, and get the output with it.
         pipe.execute_command("PUBLISH", self._keys.run_ended(run_id), output)
+        self._queue_thread_event(pipe, thread_id, "metadata", run_done_data(run_id))
         await self._link.write("ending a run's stream", pipe.execute)
 
     async def publish_thread_event(self, thread_id: str, event: str, data: bytes) -> str:
         if not self._link.usable():
             return self._ids.next_id()
+        pipe = self._client.pipeline(transaction=False)
+        self._queue_thread_event(pipe, thread_id, event, data)
+        results = await self._link.write("publishing a thread event", pipe.execute)
+        if results is None:
+            return self._ids.next_id()
+        return str(results[0].decode())
+
+    def _queue_thread_event(self, pipe: Pipeline, thread_id: str, event: str, data: bytes) -> None:
+        """Queue a thread-level event's commands; the first replies with its id."""
         thread_log = self._keys.thread_log(thread_id)
         if self._cipher is not None:
             data = self._cipher.seal(data, thread_log_context(thread_id, ""))
-        pipe = self._client.pipeline(transaction=False)
         pipe.execute_command(
             "XADD", thread_log, "MAXLEN", "~", self._max_events, "*",
             layout.RUN, "", layout.EVENT, event, layout.DATA, data,
         )  # fmt: skip
         pipe.execute_command("PEXPIRE", thread_log, self._retention_ms)
         pipe.execute_command("PUBLISH", self._keys.changes(thread_log), b"")
-        results = await self._link.write("publishing a thread event", pipe.execute)
-        if results is None:
-            return self._ids.next_id()
-        return str(results[0].decode())
 
     # Reading logs --------------------------------------------------------------------
     async def subscribe_run(
