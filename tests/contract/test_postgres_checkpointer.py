@@ -10,12 +10,14 @@ from typing import Any, cast
 
 import pytest
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
+from langgraph.checkpoint.base import WRITES_IDX_MAP, BaseCheckpointSaver, empty_checkpoint
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import Capability
 
 from garrison.storage.postgres import PostgresStorage
 from tests.contract.conftest import PostgresDatabases, open_postgres
+
+ERROR = "__error__"  # LangGraph's channel for a task's error (its constant is private)
 
 
 @pytest.mark.parametrize("capability", [c.value for c in Capability])
@@ -161,3 +163,25 @@ async def test_writes_serialize_on_the_event_loop_thread(postgres: PostgresStora
     stored = await saver.aget_tuple(first)  # and what was written reads back
     assert stored is not None and stored.checkpoint["channel_values"] == {"messages": ["hi"]}
     assert [w[1:] for w in stored.pending_writes or []] == [("messages", ["more"])]
+
+
+async def test_pending_writes_follow_the_stock_savers_conflict_rules(
+    postgres: PostgresStorage,
+) -> None:
+    saver = postgres.checkpointer
+    assert ERROR in WRITES_IDX_MAP  # a special channel, written at a fixed index
+    first = await put(postgres, str(uuid.uuid4()), str(uuid.uuid4()), {"messages": ["hi"]})
+    await saver.aput_writes(first, [("messages", ["a"]), ("notes", ["n"])], "task-1")
+    await saver.aput_writes(first, [("messages", ["b"])], "task-1")  # kept as first written
+    await saver.aput_writes(first, [(ERROR, "x"), (ERROR, "y")], "task-2")  # the last wins
+    await saver.aput_writes(first, [(ERROR, "z")], "task-3")
+    await saver.aput_writes(first, [(ERROR, "z2")], "task-3")  # and replaces an earlier one
+
+    stored = await saver.aget_tuple(first)
+    assert stored is not None
+    assert sorted((w[0], w[1], w[2]) for w in stored.pending_writes or []) == [
+        ("task-1", "messages", ["a"]),
+        ("task-1", "notes", ["n"]),
+        ("task-2", ERROR, "y"),
+        ("task-3", ERROR, "z2"),
+    ]

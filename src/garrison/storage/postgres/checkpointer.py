@@ -1,35 +1,36 @@
 """LangGraph's official PostgreSQL checkpointer on Garrison's pool, with attempt fencing.
 
-The library's `AsyncPostgresSaver` does the work (its SQL, serialization, pruning). This
-subclass changes one thing, how it gets a cursor (`_cursor`, through which every one of the
-saver's queries goes), and adds what the server needs beyond the stock saver: deleting the
-checkpoints of given runs and copying a thread.
+The library's `AsyncPostgresSaver` does most of the work (its reads, serialization,
+pruning). This subclass changes how it reaches the database, writes checkpoints its own
+way, and adds what the server needs beyond the stock saver: deleting the checkpoints of
+given runs and copying a thread.
 
-`_cursor`, three ways:
+Checkpoints and pending writes (`aput`, `aput_writes`, a few per superstep of every run)
+are one statement each (`checkpoint_writes`), with the attempt fence inside:
+- Writes made on behalf of an attempt (`domain.attempts.current_attempt` is set by the
+  worker) are fenced: the statement runs `garrison_hold_attempt`, which fails it when the
+  attempt no longer owns its run, and the saver raises LeaseLostError. Its `FOR SHARE`
+  holds the run's row until the statement commits, so a reaper or a new claim that
+  changes the row waits for the write to land first, and once the row has changed, no
+  write of the old attempt can commit. A worker that lost its lease can therefore never
+  write a checkpoint that wins over the new owner's.
+- Writes with no attempt (API-side state updates, forks) are not fenced.
+- Values are serialized on the event loop. The stock saver hands every serialization to a
+  thread (`asyncio.to_thread`), which holds the GIL all the same, so it buys no
+  parallelism and its hand-off costs more CPU than serializing the small values of most
+  steps. A very large state delays the loop's other tasks while it serializes.
+
+Every other query goes through `_cursor`:
 - Reads get a pooled autocommit connection and no lock. The stock saver holds one asyncio
   lock across every operation, which a single shared connection needs; with a pool each
   operation has a connection of its own, so the lock would only serialise the process.
-- Writes (the methods wrapped in `_write()`) run in one transaction, pipelined: BEGIN, the
-  statements and COMMIT in one round trip.
-- Writes made on behalf of an attempt (`domain.attempts.current_attempt` is set by the
-  worker) are fenced: the transaction first runs `HOLD_ATTEMPT` (below), which fails it
-  when the attempt no longer owns its run; the server then skips the writes and COMMIT,
-  and the saver rolls back and raises LeaseLostError. The check and the write share one
-  transaction, and the fence's `FOR SHARE` holds the run row until the commit,
-  so a reaper or a new claim that changes the row waits for the write to land first, and
-  once the row has changed, no write of the old attempt can commit. A worker that lost its
-  lease can therefore never write a checkpoint that wins over the new owner's.
-Writes with no attempt (API-side state updates, forks, thread copies) are not fenced.
-
-`aput` and `aput_writes` are the stock ones but serialize on the event loop: the stock
-saver hands every serialization to a thread (`asyncio.to_thread`), which holds the GIL all
-the same, so it buys no parallelism and its hand-off costs more CPU than serializing the
-small values of most steps (the worker's CPU per run fell 8 % without it, bench/). A very
-large state now delays the loop's other tasks while it serializes, as it would any reader.
-Neither is lazy re-encryption on read (`_reseal`): it stores the same data under the active
-key, with a compare-and-set per row, not a new checkpoint.
-`aprune` is not fenced either: only the API and the TTL sweeper prune, never a graph, and
-its keep_latest transaction must start with SET TRANSACTION.
+- Writes (the methods wrapped in `_write()`: deletes, copies, re-encryption) run in one
+  transaction, pipelined: BEGIN, the statements and COMMIT in one round trip, fenced with
+  `HOLD_ATTEMPT` first when made on behalf of an attempt (a rollback from the graph).
+Lazy re-encryption on read (`_reseal`) is not fenced: it stores the same data under the
+active key, with a compare-and-set per row, not a new checkpoint. `aprune` is not fenced
+either: only the API and the TTL sweeper prune, never a graph, and its keep_latest
+transaction must start with SET TRANSACTION.
 
 With a `CheckpointCipher`, state, pending writes and metadata are sealed before the stock
 saver sees them and opened after it reads them (`garrison.security.checkpoint_cipher`):
@@ -63,7 +64,7 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
-from garrison.domain.attempts import current_attempt
+from garrison.domain.attempts import AttemptToken, current_attempt
 from garrison.domain.errors import LeaseLostError
 from garrison.security.checkpoint_cipher import (
     SEALED_KEY,
@@ -74,6 +75,7 @@ from garrison.security.checkpoint_cipher import (
 )
 from garrison.security.lazy_reseal import reseal_checkpoint
 from garrison.security.safe_serde import safe_serializer
+from garrison.storage.postgres import checkpoint_writes
 from garrison.storage.postgres.database import Cursor, PostgresDatabase
 
 # Share-locks the run's row until the commit, or fails the transaction with LEASE_LOST when
@@ -147,8 +149,18 @@ def _write() -> Iterator[None]:
         _writing.reset(token)
 
 
-def _lost_lease(exc: BaseException) -> bool:
-    return isinstance(exc, psycopg.Error) and exc.sqlstate == LEASE_LOST
+@asynccontextmanager
+async def _lease_errors(attempt: AttemptToken | None) -> AsyncIterator[None]:
+    """A write the fence refused raises LeaseLostError."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if attempt is not None and exc.sqlstate == LEASE_LOST:
+            raise LeaseLostError(
+                f"Run {attempt.run_id} attempt {attempt.attempt} lost its lease;"
+                " its checkpoint write was discarded"
+            ) from exc
+        raise
 
 
 class GarrisonPostgresSaver(AsyncPostgresSaver):
@@ -175,21 +187,13 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
                 yield cur
             return
         attempt = current_attempt.get()
-        try:
-            # BEGIN, the fence, the writes and COMMIT go out together: one round trip (a
-            # read in between syncs early). A refused fence makes the server skip the rest.
-            async with self._db.pipelined_transaction() as conn:
-                if attempt is not None:
-                    await conn.execute(HOLD_ATTEMPT, (attempt.run_id, attempt.attempt))
-                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    yield cur
-        except psycopg.Error as exc:
-            if attempt is not None and _lost_lease(exc):
-                raise LeaseLostError(
-                    f"Run {attempt.run_id} attempt {attempt.attempt} lost its lease;"
-                    " its checkpoint write was discarded"
-                ) from exc
-            raise
+        # BEGIN, the fence, the writes and COMMIT go out together: one round trip (a read
+        # in between syncs early). A refused fence makes the server skip the rest.
+        async with _lease_errors(attempt), self._db.pipelined_transaction() as conn:
+            if attempt is not None:
+                await conn.execute(HOLD_ATTEMPT, (attempt.run_id, attempt.attempt))
+            async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                yield cur
 
     async def aput(
         self,
@@ -200,9 +204,6 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
     ) -> RunnableConfig:
         if self.cipher is not None:
             config, checkpoint, metadata = self.cipher.seal_put(config, checkpoint, metadata)
-        # The stock aput, serializing in place (see the module docstring).
-        configurable = config["configurable"]
-        thread_id, checkpoint_ns = configurable["thread_id"], configurable["checkpoint_ns"]
         # Primitives stay inline in the checkpoint JSONB, everything else goes to blobs; a
         # delta snapshot leaves `True` inline to mark that its blob holds the values.
         inline: dict[str, Any] = {}
@@ -214,24 +215,23 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
                 inline[channel] = value
             else:
                 blob_values[channel] = value
-        blob_versions = {k: v for k, v in new_versions.items() if k in blob_values}
-        stored = {**checkpoint, "channel_values": inline}
-        with _write():
-            async with self._cursor(pipeline=True) as cur:
-                if blob_versions:
-                    blobs = self._dump_blobs(thread_id, checkpoint_ns, blob_values, blob_versions)
-                    await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, blobs)
-                await cur.execute(
-                    self.UPSERT_CHECKPOINTS_SQL,
-                    (
-                        thread_id,
-                        checkpoint_ns,
-                        checkpoint["id"],
-                        configurable.get("checkpoint_id"),
-                        Jsonb(stored),
-                        Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
-                    ),
-                )
+        configurable = config["configurable"]
+        thread_id, checkpoint_ns = configurable["thread_id"], configurable["checkpoint_ns"]
+        blobs = [
+            (channel, str(version), *self._dump_value(blob_values, channel))
+            for channel, version in new_versions.items()
+            if channel in blob_values
+        ]
+        params = checkpoint_writes.checkpoint_params(
+            current_attempt.get(),
+            (thread_id, checkpoint_ns),
+            checkpoint["id"],
+            configurable.get("checkpoint_id"),
+            {**checkpoint, "channel_values": inline},
+            get_serializable_checkpoint_metadata(config, metadata),
+            blobs,
+        )
+        await self._write_statement(checkpoint_writes.PUT_CHECKPOINT, params)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -249,22 +249,38 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
     ) -> None:
         if self.cipher is not None:
             writes = self.cipher.seal_writes(config, writes, task_id)
-        # The stock aput_writes, serializing in place (see the module docstring). Writes to
-        # special channels (errors, interrupts...) replace earlier ones at their index.
-        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        query = self.UPSERT_CHECKPOINT_WRITES_SQL if special else self.INSERT_CHECKPOINT_WRITES_SQL
+        # Writes to special channels (errors, interrupts...) replace earlier ones at their
+        # fixed index, the last of a batch winning; any other batch keeps what was first.
+        replacing = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        rows: dict[int, tuple[int, str, str, bytes | None]] = {}
+        for position, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, position)
+            if replacing or idx not in rows:
+                rows[idx] = (idx, channel, *self.serde.dumps_typed(value))
         configurable = config["configurable"]
-        params = self._dump_writes(
+        address = (
             configurable["thread_id"],
             configurable["checkpoint_ns"],
             configurable["checkpoint_id"],
-            task_id,
-            task_path,
-            writes,
         )
-        with _write():
-            async with self._cursor(pipeline=True) as cur:
-                await cur.executemany(query, params)
+        params = checkpoint_writes.writes_params(
+            current_attempt.get(), address, (task_id, task_path), list(rows.values())
+        )
+        statement = (
+            checkpoint_writes.PUT_WRITES_REPLACING
+            if replacing
+            else checkpoint_writes.PUT_WRITES_KEEPING_FIRST
+        )
+        await self._write_statement(statement, params)
+
+    def _dump_value(self, values: Mapping[str, Any], channel: str) -> tuple[str, bytes | None]:
+        if channel not in values:
+            return ("empty", None)
+        return self.serde.dumps_typed(values[channel])
+
+    async def _write_statement(self, statement: str, params: Mapping[str, Any]) -> None:
+        async with _lease_errors(current_attempt.get()):
+            await self._db.execute(statement, params)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         stored = await super().aget_tuple(config)
