@@ -112,10 +112,16 @@ FROM (SELECT 1) AS one LEFT JOIN claimed ON true
 """
 GET = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = %s AND tenant_id = %s"
 GET_ON_THREAD = GET + " AND thread_id = %s"
-# The active runs of locked threads, locked in run_id order (the shared lock order).
+# The active runs of a thread, locked in run_id order after the thread's row (the shared
+# lock order: a thread, then its runs). It goes out right behind LOCK_THREAD, before that
+# one's answer: if the thread did not exist for LOCK_THREAD but another creator committed
+# it just after, this statement must still not lock that creator's run without holding the
+# thread (it would deadlock with a third creator holding the thread and waiting for the
+# run), so it locks the thread itself first (a no-op when LOCK_THREAD already has).
 _LOCK_ACTIVE = """
 SELECT run_id, thread_id, status, created_at FROM runs
-WHERE thread_id = ANY(%s) AND status IN ('pending', 'running')
+WHERE thread_id = %(thread)s AND status IN ('pending', 'running')
+  AND thread_id IN (SELECT thread_id FROM threads WHERE thread_id = %(thread)s FOR UPDATE)
 ORDER BY run_id
 FOR UPDATE
 """
@@ -286,7 +292,7 @@ async def _create(
     # of many concurrent creators exactly one sees an idle thread. The active runs are read
     # after the lock is granted (the server runs the queue in order).
     locked = await conn.execute(LOCK_THREAD, (new.thread_id,))
-    active = await conn.execute(_LOCK_ACTIVE, ([new.thread_id],))
+    active = await conn.execute(_LOCK_ACTIVE, {"thread": new.thread_id})
     row = await locked.fetchone()
     thread_tenant = None if row is None else str(row["tenant_id"])
     if thread_tenant is None:
@@ -298,7 +304,7 @@ async def _create(
         # Another creator inserted it first: wait for its commit, then take our turn.
         thread_tenant = tenant_id if inserted is not None else await lock_thread(cur, new.thread_id)
         # Read without the thread's lock: read again under it.
-        active = await conn.execute(_LOCK_ACTIVE, ([new.thread_id],))
+        active = await conn.execute(_LOCK_ACTIVE, {"thread": new.thread_id})
     if thread_tenant != tenant_id:
         raise NotFoundError(THREAD_NOT_FOUND)
 
