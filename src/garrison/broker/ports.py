@@ -5,11 +5,11 @@ signal by the database flag the worker reads with each heartbeat, and lost event
 cost a client its replay (the run itself completes and its result is in storage).
 """
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from garrison import serde
 from garrison.domain.runs import CancelAction
 
 # `since` values for subscriptions.
@@ -18,7 +18,7 @@ FROM_START = "-"
 
 def run_done_data(run_id: str) -> bytes:
     """The thread event that follows a run's end: `metadata` with this data."""
-    return json.dumps({"status": "run_done", "run_id": run_id}, separators=(",", ":")).encode()
+    return serde.dumps({"status": "run_done", "run_id": run_id})
 
 
 @dataclass(frozen=True, slots=True)
