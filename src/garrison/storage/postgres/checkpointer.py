@@ -217,10 +217,10 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
                 blob_values[channel] = value
         configurable = config["configurable"]
         thread_id, checkpoint_ns = configurable["thread_id"], configurable["checkpoint_ns"]
+        versions = {k: v for k, v in new_versions.items() if k in blob_values}
+        # The stock rows, less their (thread, namespace) prefix, which the statement adds.
         blobs = [
-            (channel, str(version), *self._dump_value(blob_values, channel))
-            for channel, version in new_versions.items()
-            if channel in blob_values
+            row[2:] for row in self._dump_blobs(thread_id, checkpoint_ns, blob_values, versions)
         ]
         params = checkpoint_writes.checkpoint_params(
             current_attempt.get(),
@@ -252,17 +252,18 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
         # Writes to special channels (errors, interrupts...) replace earlier ones at their
         # fixed index, the last of a batch winning; any other batch keeps what was first.
         replacing = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        rows: dict[int, tuple[int, str, str, bytes | None]] = {}
-        for position, (channel, value) in enumerate(writes):
-            idx = WRITES_IDX_MAP.get(channel, position)
-            if replacing or idx not in rows:
-                rows[idx] = (idx, channel, *self.serde.dumps_typed(value))
         configurable = config["configurable"]
         address = (
             configurable["thread_id"],
             configurable["checkpoint_ns"],
             configurable["checkpoint_id"],
         )
+        # The stock rows (their idx is the write's position, or a special channel's fixed
+        # index), less the address and task columns, which the statement adds.
+        rows: dict[int, tuple[int, str, str, bytes | None]] = {}
+        for row in self._dump_writes(*address, task_id, task_path, writes):
+            if replacing or row[5] not in rows:
+                rows[row[5]] = row[5:]
         params = checkpoint_writes.writes_params(
             current_attempt.get(), address, (task_id, task_path), list(rows.values())
         )
@@ -272,11 +273,6 @@ class GarrisonPostgresSaver(AsyncPostgresSaver):
             else checkpoint_writes.PUT_WRITES_KEEPING_FIRST
         )
         await self._write_statement(statement, params)
-
-    def _dump_value(self, values: Mapping[str, Any], channel: str) -> tuple[str, bytes | None]:
-        if channel not in values:
-            return ("empty", None)
-        return self.serde.dumps_typed(values[channel])
 
     async def _write_statement(self, statement: str, params: Mapping[str, Any]) -> None:
         async with _lease_errors(current_attempt.get()):
