@@ -3,8 +3,9 @@
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableConfig
@@ -164,7 +165,11 @@ class RunExecutor:
                 task = asyncio.current_task()
                 if action is None or task is None:
                     raise
-                task.uncancel()  # this cancellation is the run's end, not the worker's
+                # The run's end takes every cancel request sent for it (the broker's signal
+                # and the heartbeat's copy of the flag can both land): none stays pending
+                # on the task for asyncio.timeout or a TaskGroup to misread later.
+                while task.uncancel():
+                    pass
                 return await self._after_cancel(graph, run, action, persistent)
             except (GraphDrained, LeaseLostError, UnavailableError):
                 # Not the graph's failure: the attempt is drained, fenced out, or lost its
@@ -221,10 +226,16 @@ class RunExecutor:
                 graph, graph_input, config, plan, translator, outbox, options
             )
             return
-        async for item in graph.astream(graph_input, config, **options):
-            namespace, mode, chunk = split_item(item, plan)
-            for name, payload in translator.translate(namespace, mode, chunk):
-                await _publish(outbox, name, payload)
+        # Closed here, not by the garbage collector: a cancellation raised in this loop
+        # must finish the graph's own clean-up before the run's end is written. (Typed
+        # an iterator, `astream` is an async generator.)
+        stream = cast(AsyncGenerator[Any, None], graph.astream(graph_input, config, **options))
+        async with contextlib.aclosing(stream) as items:
+            async for item in items:
+                _deliver_swallowed_cancellation()
+                namespace, mode, chunk = split_item(item, plan)
+                for name, payload in translator.translate(namespace, mode, chunk):
+                    await _publish(outbox, name, payload)
 
     async def _stream_with_events(
         self,
@@ -277,6 +288,21 @@ class RunExecutor:
     async def _snapshot(self, graph: AnyGraph, run: Run) -> ThreadState:
         snapshot = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
         return thread_state_of(snapshot)
+
+
+def _deliver_swallowed_cancellation() -> None:
+    """Raise here a cancellation that something inside the graph swallowed.
+
+    The graph yields although this task was asked to stop and no request has been taken
+    (`Task.cancelling()`): the cancellation was lost on its way. Python 3.11's
+    `asyncio.wait_for` loses one when its result races it, and psycopg_pool waits for
+    pooled connections with it, so a cancel that lands while a checkpoint write waits for
+    a connection would otherwise let the graph run on. (`astream_events` runs the graph
+    in a task of its own; the executor's task there only waits for events, which raises.)
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _publish(outbox: EventOutbox, event: str, payload: Any) -> None:
