@@ -315,3 +315,50 @@ def test_ownership_fields_from_clients_are_ignored(site: SecuredDeployment) -> N
             ).status_code
             == 404
         )
+
+
+def _system_assistant(site: SecuredDeployment, graph_id: str) -> dict[str, Any]:
+    found = httpx.post(
+        site.url + "/assistants/search",
+        json={"graph_id": graph_id, "metadata": {"created_by": "system"}},
+        headers=site.headers("a"),
+        timeout=30,
+    )
+    assert found.is_success, found.text
+    (assistant,) = found.json()
+    return dict(assistant)
+
+
+def test_a_tenant_cannot_change_the_system_assistants_every_tenant_shares(
+    site: SecuredDeployment,
+) -> None:
+    system = _system_assistant(site, "echo")
+    path = f"/assistants/{system['assistant_id']}"
+    writes = [
+        ("PATCH", path, {"metadata": {"marker": "globex"}, "config": {"recursion_limit": 3}}),
+        ("POST", f"{path}/latest", {"version": 1}),
+        ("DELETE", path, None),
+    ]
+    for method, url, body in writes:
+        response = httpx.request(
+            method, site.url + url, json=body, headers=site.headers("b"), timeout=30
+        )
+        assert response.status_code == 403, (method, url, response.text)
+        assert "shared by every tenant" in response.json()["detail"]
+    assert _system_assistant(site, "echo") == system  # tenant A's view is untouched
+
+
+def test_the_default_tenant_administers_the_system_assistants(site: SecuredDeployment) -> None:
+    """What every caller is when authentication is off: LangGraph Server's behaviour."""
+    site.create_key("operator", "default", "admin")
+    system = _system_assistant(site, "echo")
+    path = f"{site.url}/assistants/{system['assistant_id']}"
+    operator = site.headers("operator")
+    patched = httpx.patch(path, json={"metadata": {"tier": "gold"}}, headers=operator, timeout=30)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["version"] == system["version"] + 1
+    restored = httpx.post(
+        f"{path}/latest", json={"version": system["version"]}, headers=operator, timeout=30
+    )
+    assert restored.status_code == 200, restored.text
+    assert _system_assistant(site, "echo")["metadata"] == system["metadata"]

@@ -11,9 +11,10 @@ from garrison.domain.errors import (
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from garrison.domain.ids import is_uuid, parse_uuid, system_assistant_id
-from garrison.domain.principal import Principal
+from garrison.domain.principal import DEFAULT_TENANT, Principal
 from garrison.runtime import introspection
 from garrison.runtime.graphs import GraphRegistry
 from garrison.schemas import assistants as wire
@@ -67,6 +68,17 @@ class AssistantService:
         ):
             raise NotFoundError(f"Assistant {assistant_id} not found")
         return assistant
+
+    def _require_changeable(self, principal: Principal, assistant: models.Assistant) -> None:
+        """A system assistant is shared by every tenant, so no tenant may change it for the
+        others. The default tenant may: it is every caller when authentication is off or
+        custom, where a single-tenant deployment keeps LangGraph Server's behaviour."""
+        if assistant.tenant_id is None and principal.tenant_id != DEFAULT_TENANT:
+            raise PermissionDeniedError(
+                f"Assistant {assistant.assistant_id} is the system assistant of graph"
+                f" {assistant.graph_id!r}, shared by every tenant: it cannot be changed or"
+                " deleted by one. Create an assistant of your own for the graph instead."
+            )
 
     def _require_graph(self, graph_id: str) -> None:
         if not self._registry.has(graph_id):
@@ -154,6 +166,7 @@ class AssistantService:
             raise NotFoundError(f"Assistant {assistant_id} not found")
         if not admits(access, current):
             raise NotFoundError(f"Assistant {assistant_id} not found")
+        self._require_changeable(principal, current)
         if request["graph_id"] is not None:
             self._require_graph(request["graph_id"])
         config: Json | None = None
@@ -180,7 +193,8 @@ class AssistantService:
     async def delete(self, principal: Principal, assistant_id: str) -> None:
         assistant_id = parse_uuid(assistant_id, "assistant_id")
         # An assistant whose graph left the project can still be deleted.
-        await self._visible(principal, assistant_id, "delete", served=False)
+        assistant = await self._visible(principal, assistant_id, "delete", served=False)
+        self._require_changeable(principal, assistant)
         if not await self._storage.assistants.delete(principal.tenant_id, assistant_id):
             raise NotFoundError(f"Assistant {assistant_id} not found")
 
@@ -233,7 +247,7 @@ class AssistantService:
     async def set_latest(
         self, principal: Principal, assistant_id: str, version: int
     ) -> models.Assistant:
-        await self.get(principal, assistant_id, "update")
+        self._require_changeable(principal, await self.get(principal, assistant_id, "update"))
         return await self._storage.assistants.set_latest(
             principal.tenant_id, parse_uuid(assistant_id, "assistant_id"), version
         )
