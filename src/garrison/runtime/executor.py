@@ -71,6 +71,7 @@ class Attempt:
     number: int
     control: RunControl = field(default_factory=RunControl)
     cancel_action: CancelAction | None = None  # set before the worker cancels the task
+    cancel_taken: bool = False  # set by the executor once the cancellation ends the run
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,7 @@ class RunExecutor:
                 task = asyncio.current_task()
                 if action is None or task is None:
                     raise
+                attempt.cancel_taken = True
                 # The run's end takes every cancel request sent for it (the broker's signal
                 # and the heartbeat's copy of the flag can both land): none stays pending
                 # on the task for asyncio.timeout or a TaskGroup to misread later.

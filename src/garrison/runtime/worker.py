@@ -49,6 +49,7 @@ class _Active:
     attempt: Attempt
     task: asyncio.Task[AttemptResult]
     stop_reason: StopReason | None = None
+    cancel_sent_at: float = 0.0  # time.monotonic() of the last task.cancel() for a cancel
 
 
 def make_worker_id() -> str:
@@ -215,10 +216,22 @@ class Worker:
             WORKFLOW_DURATION.labels(graph_id).observe(time.monotonic() - started)
 
     def _cancel(self, run_id: str, action: CancelAction) -> None:
+        """Cancel the attempt's task for `action` (the first action asked for wins).
+
+        A cancellation can be swallowed on its way (see the executor's
+        `_deliver_swallowed_cancellation`), which the executor catches at the graph's next
+        event; one lost inside a long step is sent again by a later delivery (the
+        heartbeat's, every `heartbeat_seconds`) while the attempt has not taken it.
+        """
         active = self._active.get(run_id)
-        if active is None or active.task.done() or active.attempt.cancel_action is not None:
+        if active is None or active.task.done() or active.attempt.cancel_taken:
             return
-        active.attempt.cancel_action = action
+        now = time.monotonic()
+        if active.attempt.cancel_action is None:
+            active.attempt.cancel_action = action
+        elif now - active.cancel_sent_at < self._settings.heartbeat_seconds:
+            return  # sent moments ago: still on its way, or the graph is cleaning up
+        active.cancel_sent_at = now
         active.task.cancel()
 
     def _stop(self, run_id: str, reason: StopReason) -> None:
