@@ -1,9 +1,11 @@
-"""Options shared by every test directory."""
+"""Options and fixtures shared by every test directory."""
 
 import os
+from collections.abc import AsyncIterator
 
 import pytest
 
+from garrison.broker.memory import MemoryBroker
 from tests.support.topology import TOPOLOGIES
 
 
@@ -27,3 +29,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 f"unknown --topology {sorted(unknown)}; choose from {TOPOLOGIES}"
             )
         metafunc.parametrize("topology", chosen, scope="session")
+
+
+@pytest.fixture
+async def memory_broker() -> AsyncIterator[MemoryBroker]:
+    """The in-process broker, for tests that drive a worker or an executor directly."""
+    memory = MemoryBroker(retention_seconds=60, max_events_per_run=10_000)
+    await memory.start()
+    yield memory
+    await memory.close()

@@ -33,6 +33,15 @@ async def make_thread(storage: Storage, tenant: str = TENANT, **metadata: object
     )
 
 
+async def pending_run(storage: Storage) -> str:
+    """The id of a new pending run, on a new thread of its own."""
+    thread = await make_thread(storage)
+    created = await storage.runs.create(
+        TENANT, None, new_run(thread.thread_id), create_thread=False
+    )
+    return created.run.run_id
+
+
 def new_run(
     thread_id: str,
     strategy: MultitaskStrategy = MultitaskStrategy.ENQUEUE,

@@ -4,9 +4,6 @@ the attempt takes it."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-
-import pytest
 
 from garrison.broker.memory import MemoryBroker
 from garrison.config.settings import WorkerSettings
@@ -15,7 +12,7 @@ from garrison.runtime.executor import Attempt, AttemptResult
 from garrison.runtime.worker import Worker
 from garrison.storage.models import RunEnd
 from garrison.storage.ports import Storage
-from tests.contract.factories import TENANT, make_thread, new_run
+from tests.contract.factories import TENANT, pending_run
 
 HEARTBEAT_SECONDS = 0.2
 
@@ -46,26 +43,14 @@ class _LosesTheFirstCancel:
                 return AttemptResult(RunEnd.INTERRUPTED, output={}, state=None)
 
 
-@pytest.fixture
-async def broker() -> AsyncIterator[MemoryBroker]:
-    memory = MemoryBroker(retention_seconds=60, max_events_per_run=100)
-    await memory.start()
-    yield memory
-    await memory.close()
-
-
 async def test_a_lost_cancel_is_sent_again_by_the_heartbeat(
-    storage: Storage, broker: MemoryBroker
+    storage: Storage, memory_broker: MemoryBroker
 ) -> None:
-    thread = await make_thread(storage)
-    created = await storage.runs.create(
-        TENANT, None, new_run(thread.thread_id), create_thread=False
-    )
-    run_id = created.run.run_id
+    run_id = await pending_run(storage)
     executor = _LosesTheFirstCancel()
     worker = Worker(
         storage=storage,
-        broker=broker,
+        broker=memory_broker,
         executor=executor,  # type: ignore[arg-type]
         settings=WorkerSettings(
             poll_seconds=0.05, heartbeat_seconds=HEARTBEAT_SECONDS, lease_seconds=5.0
@@ -76,7 +61,7 @@ async def test_a_lost_cancel_is_sent_again_by_the_heartbeat(
         await asyncio.wait_for(executor.started.wait(), 5.0)
         # What the API does: flag the run in the database, then signal the broker.
         await storage.runs.cancel(TENANT, CancelAction.INTERRUPT, run_ids=[run_id])
-        await broker.send_cancel(run_id, CancelAction.INTERRUPT)
+        await memory_broker.send_cancel(run_id, CancelAction.INTERRUPT)
         sent = time.monotonic()
         while (run := await storage.runs.get(TENANT, run_id)) is not None and (
             run.status is RunStatus.RUNNING

@@ -4,9 +4,6 @@ many attempts it cut off (the worker process exits without joining their node th
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
-
-import pytest
 
 from garrison.broker.memory import MemoryBroker
 from garrison.config.settings import WorkerSettings
@@ -15,7 +12,7 @@ from garrison.runtime.executor import Attempt, AttemptResult
 from garrison.runtime.worker import Worker
 from garrison.storage.models import RunEnd
 from garrison.storage.ports import Storage
-from tests.contract.factories import TENANT, make_thread, new_run
+from tests.contract.factories import TENANT, pending_run
 
 
 class _SyncNodeExecutor:
@@ -32,47 +29,36 @@ class _SyncNodeExecutor:
         return AttemptResult(RunEnd.SUCCESS, output={}, state=None)
 
 
-@pytest.fixture
-async def broker() -> AsyncIterator[MemoryBroker]:
-    memory = MemoryBroker(retention_seconds=60, max_events_per_run=100)
-    await memory.start()
-    yield memory
-    await memory.close()
-
-
 async def _worker_running_one_run(
-    storage: Storage, broker: MemoryBroker, executor: _SyncNodeExecutor
+    storage: Storage, memory_broker: MemoryBroker, executor: _SyncNodeExecutor
 ) -> tuple[Worker, str]:
-    thread = await make_thread(storage)
-    created = await storage.runs.create(
-        TENANT, None, new_run(thread.thread_id), create_thread=False
-    )
+    run_id = await pending_run(storage)
     worker = Worker(
         storage=storage,
-        broker=broker,
+        broker=memory_broker,
         executor=executor,  # type: ignore[arg-type]
         settings=WorkerSettings(poll_seconds=0.05),
     )
     await worker.start()
     await asyncio.wait_for(executor.started.wait(), 5.0)
-    return worker, created.run.run_id
+    return worker, run_id
 
 
 async def test_stop_finishes_an_attempt_that_fits_in_the_grace_period(
-    storage: Storage, broker: MemoryBroker
+    storage: Storage, memory_broker: MemoryBroker
 ) -> None:
     executor = _SyncNodeExecutor(seconds=0.2)
-    worker, run_id = await _worker_running_one_run(storage, broker, executor)
+    worker, run_id = await _worker_running_one_run(storage, memory_broker, executor)
     assert await worker.stop(grace_seconds=5.0) == 0
     run = await storage.runs.get(TENANT, run_id)
     assert run is not None and (run.status, run.attempt) == (RunStatus.SUCCESS, 1)
 
 
 async def test_stop_hands_back_an_attempt_that_outlives_the_grace_without_charging_it(
-    storage: Storage, broker: MemoryBroker
+    storage: Storage, memory_broker: MemoryBroker
 ) -> None:
     executor = _SyncNodeExecutor(seconds=30.0)
-    worker, run_id = await _worker_running_one_run(storage, broker, executor)
+    worker, run_id = await _worker_running_one_run(storage, memory_broker, executor)
     try:
         assert await worker.stop(grace_seconds=0.1) == 1
         run = await storage.runs.get(TENANT, run_id)

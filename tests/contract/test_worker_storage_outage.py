@@ -4,9 +4,6 @@ the lease runs out (R9: a PostgreSQL restart with runs in flight loses none to `
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-
-import pytest
 
 from garrison.broker.memory import MemoryBroker
 from garrison.config.settings import WorkerSettings
@@ -16,7 +13,7 @@ from garrison.runtime.executor import Attempt, AttemptResult
 from garrison.runtime.worker import Worker
 from garrison.storage.models import RunEnd
 from garrison.storage.ports import Storage
-from tests.contract.factories import TENANT, make_thread, new_run
+from tests.contract.factories import TENANT, pending_run
 
 
 class _OutageOnFirstAttempt:
@@ -33,29 +30,17 @@ class _OutageOnFirstAttempt:
         return AttemptResult(RunEnd.SUCCESS, output={}, state=None)
 
 
-@pytest.fixture
-async def broker() -> AsyncIterator[MemoryBroker]:
-    memory = MemoryBroker(retention_seconds=60, max_events_per_run=100)
-    await memory.start()
-    yield memory
-    await memory.close()
-
-
 async def test_an_attempt_that_loses_storage_is_retried_not_failed(
-    storage: Storage, broker: MemoryBroker
+    storage: Storage, memory_broker: MemoryBroker
 ) -> None:
-    thread = await make_thread(storage)
-    created = await storage.runs.create(
-        TENANT, None, new_run(thread.thread_id), create_thread=False
-    )
-    run_id = created.run.run_id
+    run_id = await pending_run(storage)
     executor = _OutageOnFirstAttempt()
     settings = WorkerSettings(
         lease_seconds=0.5, heartbeat_seconds=0.2, reaper_seconds=0.1, poll_seconds=0.05
     )
     worker = Worker(
         storage=storage,
-        broker=broker,
+        broker=memory_broker,
         executor=executor,  # type: ignore[arg-type]
         settings=settings,
     )

@@ -8,10 +8,8 @@ here swallows every cancellation in its nodes, the same loss made deterministic.
 
 import asyncio
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
@@ -58,22 +56,14 @@ graph = builder.compile()
 """
 
 
-@pytest.fixture
-async def broker() -> AsyncIterator[MemoryBroker]:
-    memory = MemoryBroker(retention_seconds=60, max_events_per_run=10_000)
-    await memory.start()
-    yield memory
-    await memory.close()
-
-
-def _executor(tmp_path: Path, broker: MemoryBroker) -> RunExecutor:
+def _executor(tmp_path: Path, memory_broker: MemoryBroker) -> RunExecutor:
     (tmp_path / "graphs.py").write_text(
         textwrap.dedent(_SWALLOWING_GRAPH.format(step_seconds=STEP_SECONDS))
     )
     project = parse_project({"graphs": {"swallower": "./graphs.py:graph"}}, tmp_path)
     registry = GraphRegistry(project, checkpointer=InMemorySaver(), store=InMemoryStore())
     registry.load()
-    return RunExecutor(registry, broker, run_timeout_seconds=60.0)
+    return RunExecutor(registry, memory_broker, run_timeout_seconds=60.0)
 
 
 def _run() -> Run:
@@ -100,9 +90,9 @@ def _run() -> Run:
 
 
 async def test_a_swallowed_cancellation_still_interrupts_the_run_at_its_next_step(
-    tmp_path: Path, broker: MemoryBroker
+    tmp_path: Path, memory_broker: MemoryBroker
 ) -> None:
-    executor = _executor(tmp_path, broker)
+    executor = _executor(tmp_path, memory_broker)
     attempt = Attempt(run=_run(), number=1)
     task = asyncio.create_task(executor.run_attempt(attempt))
     await asyncio.sleep(5 * STEP_SECONDS)  # a few steps in
@@ -119,9 +109,9 @@ async def test_a_swallowed_cancellation_still_interrupts_the_run_at_its_next_ste
 
 
 async def test_the_runs_end_takes_every_cancel_request_sent_for_it(
-    tmp_path: Path, broker: MemoryBroker
+    tmp_path: Path, memory_broker: MemoryBroker
 ) -> None:
-    executor = _executor(tmp_path, broker)
+    executor = _executor(tmp_path, memory_broker)
     attempt = Attempt(run=_run(), number=1)
     task = asyncio.create_task(executor.run_attempt(attempt))
     await asyncio.sleep(5 * STEP_SECONDS)
