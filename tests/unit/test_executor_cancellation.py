@@ -17,7 +17,7 @@ from garrison.broker.memory import MemoryBroker
 from garrison.config.project import parse_project
 from garrison.domain.clock import utcnow
 from garrison.domain.runs import CancelAction, MultitaskStrategy, RunStatus
-from garrison.runtime.executor import Attempt, RunExecutor
+from garrison.runtime.executor import Attempt, AttemptResult, RunExecutor
 from garrison.runtime.graphs import GraphRegistry
 from garrison.storage.models import Run, RunEnd
 
@@ -56,14 +56,14 @@ graph = builder.compile()
 """
 
 
-def _executor(tmp_path: Path, memory_broker: MemoryBroker) -> RunExecutor:
+def _executor(tmp_path: Path, broker: MemoryBroker) -> RunExecutor:
     (tmp_path / "graphs.py").write_text(
         textwrap.dedent(_SWALLOWING_GRAPH.format(step_seconds=STEP_SECONDS))
     )
     project = parse_project({"graphs": {"swallower": "./graphs.py:graph"}}, tmp_path)
     registry = GraphRegistry(project, checkpointer=InMemorySaver(), store=InMemoryStore())
     registry.load()
-    return RunExecutor(registry, memory_broker, run_timeout_seconds=60.0)
+    return RunExecutor(registry, broker, run_timeout_seconds=60.0)
 
 
 def _run() -> Run:
@@ -89,17 +89,25 @@ def _run() -> Run:
     )
 
 
+async def _cancel_a_few_steps_in(
+    tmp_path: Path, broker: MemoryBroker, *, cancels: int
+) -> tuple[asyncio.Task[AttemptResult], AttemptResult]:
+    """Start an attempt of the swallowing graph, cancel it `cancels` times a few steps in,
+    as the worker does (action first), and wait for its result."""
+    executor = _executor(tmp_path, broker)
+    attempt = Attempt(run=_run(), number=1)
+    task = asyncio.create_task(executor.run_attempt(attempt))
+    await asyncio.sleep(5 * STEP_SECONDS)
+    attempt.cancel_action = CancelAction.INTERRUPT
+    for _ in range(cancels):
+        task.cancel()
+    return task, await asyncio.wait_for(task, timeout=STEPS * STEP_SECONDS)
+
+
 async def test_a_swallowed_cancellation_still_interrupts_the_run_at_its_next_step(
     tmp_path: Path, memory_broker: MemoryBroker
 ) -> None:
-    executor = _executor(tmp_path, memory_broker)
-    attempt = Attempt(run=_run(), number=1)
-    task = asyncio.create_task(executor.run_attempt(attempt))
-    await asyncio.sleep(5 * STEP_SECONDS)  # a few steps in
-    attempt.cancel_action = CancelAction.INTERRUPT  # as the worker does, before cancelling
-    task.cancel()
-
-    result = await asyncio.wait_for(task, timeout=STEPS * STEP_SECONDS)
+    task, result = await _cancel_a_few_steps_in(tmp_path, memory_broker, cancels=1)
 
     assert result.end is RunEnd.INTERRUPTED
     assert result.state is not None
@@ -111,15 +119,9 @@ async def test_a_swallowed_cancellation_still_interrupts_the_run_at_its_next_ste
 async def test_the_runs_end_takes_every_cancel_request_sent_for_it(
     tmp_path: Path, memory_broker: MemoryBroker
 ) -> None:
-    executor = _executor(tmp_path, memory_broker)
-    attempt = Attempt(run=_run(), number=1)
-    task = asyncio.create_task(executor.run_attempt(attempt))
-    await asyncio.sleep(5 * STEP_SECONDS)
-    attempt.cancel_action = CancelAction.INTERRUPT
-    task.cancel()  # the broker's signal
-    task.cancel()  # the heartbeat's copy of the database flag, before the first landed
-
-    result = await asyncio.wait_for(task, timeout=STEPS * STEP_SECONDS)
+    # The broker's signal and the heartbeat's copy of the database flag, both before the
+    # first landed.
+    task, result = await _cancel_a_few_steps_in(tmp_path, memory_broker, cancels=2)
 
     assert result.end is RunEnd.INTERRUPTED
     assert task.cancelling() == 0
