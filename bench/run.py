@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=None,
         help="measure each closed-loop phase for this many seconds instead of --runs "
-        "(background_throughput always uses --runs)",
+        "(the background scenarios always use --runs)",
     )
     parser.add_argument(
         "--warmup", type=int, default=50, help="warm-up runs per phase (at least 2 x concurrency)"

@@ -143,7 +143,7 @@ CLOSED_LOOP: dict[str, tuple[ClosedLoopScenario, str]] = {
     "stateless_wait": (stateless_wait, "one_node"),
     "stream_ttfe": (stream_ttfe, "one_node"),
 }
-SCENARIOS: tuple[str, ...] = (*CLOSED_LOOP, "background_throughput")
+SCENARIOS: tuple[str, ...] = (*CLOSED_LOOP, "background_throughput", "background_drain")
 
 
 async def run_scenario(args: argparse.Namespace) -> PhaseResult:
@@ -153,6 +153,16 @@ async def run_scenario(args: argparse.Namespace) -> PhaseResult:
         if args.scenario == "background_throughput":
             return await background.measure(
                 [create_background_run(client) for client in clients],
+                poll=clients[0],
+                runs=args.runs,
+                warmup=args.warmup,
+                meter=meter,
+            )
+        if args.scenario == "background_drain":
+            due = background.DueTime()
+            return await background.measure_drain(
+                [create_background_run(client, due) for client in clients],
+                due=due,
                 poll=clients[0],
                 runs=args.runs,
                 warmup=args.warmup,
@@ -170,12 +180,18 @@ async def run_scenario(args: argparse.Namespace) -> PhaseResult:
         )
 
 
-def create_background_run(client: httpx.AsyncClient) -> background.CreateRun:
-    """New thread + `POST /threads/{id}/runs` on `one_node`; returns (thread, run) ids."""
+def create_background_run(
+    client: httpx.AsyncClient, due: background.DueTime | None = None
+) -> background.CreateRun:
+    """New thread + `POST /threads/{id}/runs` on `one_node`, due at once or at `due`;
+    returns (thread, run) ids."""
 
     async def create() -> tuple[str, str]:
         thread_id = await new_thread(client)
-        response = await client.post(f"/threads/{thread_id}/runs", json=run_body("one_node"))
+        body = run_body("one_node")
+        if due is not None and due.epoch:
+            body["after_seconds"] = due.after_seconds()
+        response = await client.post(f"/threads/{thread_id}/runs", json=body)
         response.raise_for_status()
         return thread_id, str(response.json()["run_id"])
 

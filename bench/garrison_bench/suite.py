@@ -5,7 +5,7 @@ Within a topology, phases are grouped by concurrency, each group running the bas
 scenarios are compared with first and then the server scenarios, so a scenario and its
 baseline are measured minutes apart at most, under similar background load. A baseline
 already measured at that concurrency for an earlier topology is not measured again (postgres
-and split share theirs). On split, background_throughput runs once more after a second
+and split share theirs). On split, the background scenarios run once more after a second
 worker process has joined, to see whether background throughput scales out.
 """
 
@@ -37,7 +37,8 @@ from garrison_bench.topology import (
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 PHASE_TIMEOUT_SECONDS = 1800.0
-SCALE_OUT_SCENARIO = "background_throughput"
+# Run again on split once a second worker process has joined.
+SCALE_OUT_SCENARIOS = ("background_throughput", "background_drain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ SCENARIO_GRAPH: dict[str, str] = {
     "stateless_wait": "one_node",
     "stream_ttfe": "one_node",
     "background_throughput": "one_node",
+    "background_drain": "one_node",
 }
 # The checkpointer each topology's server uses, which its baselines use too.
 TOPOLOGY_CHECKPOINTER: dict[str, str] = {
@@ -227,10 +229,11 @@ class _Runner:
                     + (f", database {deployment.database_name}" if deployment.database_url else "")
                 )
                 self.scenarios(deployment, options.scenarios, baselines=options.baseline)
-                if name == "split" and SCALE_OUT_SCENARIO in options.scenarios:
+                scale_out = [s for s in options.scenarios if s in SCALE_OUT_SCENARIOS]
+                if name == "split" and scale_out:
                     worker = deployment.add_worker()
                     self.progress(f"[{name}] second worker pid {worker.pid}")
-                    self.scenarios(deployment, [SCALE_OUT_SCENARIO], baselines=False)
+                    self.scenarios(deployment, scale_out, baselines=False)
         except (RuntimeError, OSError, psycopg.Error, redis.RedisError) as exc:
             # A topology that cannot start (no PostgreSQL, say) costs only its own numbers.
             self.suite.failures.append(f"[{name}] deployment: {exc}")

@@ -41,6 +41,7 @@ class Deployment:
     redis_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     data_dir: Path = Path()
+    profile_to: Path | None = None  # the API's cProfile file; worker N writes OUT-worker-N
 
     @property
     def url(self) -> str:
@@ -60,10 +61,14 @@ class Deployment:
         if self.name != "split":
             raise ValueError(f"the {self.name} topology runs its worker in the API process")
         index = len(self.workers)
+        profile_to = None
+        if self.profile_to is not None:
+            profile_to = self.profile_to.with_stem(f"{self.profile_to.stem}-worker-{index}")
         worker = ServerProcess(
             self.api.config,
             self.data_dir / f"worker-{index}",
             env=self.env,
+            profile_to=profile_to,
             command="worker",
         ).start()
         self.workers.append(worker)
@@ -167,8 +172,9 @@ def deploy(
             database_url=database_url,
             redis_url=redis_url if name == "split" else None,
             env=base_env,
+            data_dir=data_dir,
+            profile_to=profile_to,
         )
-        deployment.data_dir = data_dir
         stack.callback(deployment.stop)
         for _ in range(workers if name == "split" else 0):
             deployment.add_worker()
