@@ -7,6 +7,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from garrison.broker.ids import parse_event_id
 from garrison.broker.memory import MemoryBroker
 from garrison.broker.ports import FROM_START, Broker, StreamRecord
 from garrison.broker.redis import RedisBroker
+from garrison.broker.redis._link import Link
 from garrison.domain.errors import InvalidArgumentError
 from garrison.domain.runs import CancelAction
 from tests.support.redis_server import RedisServer
@@ -484,6 +486,32 @@ async def test_thousands_of_followers_share_a_few_connections(prefix: str) -> No
     finally:
         await broker.close()
         await raw.aclose()
+
+
+async def test_calls_queued_for_a_connection_are_not_an_outage() -> None:
+    # A burst of calls (thousands of streams opening) queues for the pool's connections;
+    # a call that waited longer than its time limit for one, without Redis ever failing,
+    # must not make the process believe Redis is down.
+    link = Link(REDIS_URL, connect_timeout_seconds=0.05, max_connections=3)  # 2 at a time
+    assert link.io_timeout == pytest.approx(1.1)
+    idle_key = f"garrison-test-{uuid.uuid4().hex}"  # never filled: each BLPOP takes 0.7 s
+    try:
+        slow = [
+            asyncio.ensure_future(
+                link.read("a slow call", partial(link.client.blpop, [idle_key], timeout=0.7))
+            )
+            for _ in range(6)
+        ]
+        await asyncio.sleep(0.05)
+        queued_at = asyncio.get_running_loop().time()
+        quick = await link.read("a quick call", link.client.ping)
+        waited = asyncio.get_running_loop().time() - queued_at
+        assert await asyncio.gather(*slow) == [None] * 6  # each BLPOP ran its 0.7 s
+        assert quick is True
+        assert waited > link.io_timeout  # it did queue longer than one call may take
+        assert not link.outage.down
+    finally:
+        await link.close()
 
 
 async def test_notifications_lost_in_a_reconnect_are_made_up(prefix: str) -> None:

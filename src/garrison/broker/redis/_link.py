@@ -27,17 +27,25 @@ class Unavailable(Exception):
 
 
 class Link:
+    """`max_connections` bounds the pool, of which one connection is left for the pub/sub
+    listener (so at least 2)."""
+
     def __init__(self, url: str, *, connect_timeout_seconds: float, max_connections: int) -> None:
         self.where = redacted(url)
         # One round trip may include a connect, redis-py's single retry, and the reply.
         self.io_timeout = 2 * connect_timeout_seconds + 1.0
         self.outage = Outage()
+        # Calls queue here for a connection, and their time limit starts once they have
+        # one: a burst (thousands of streams opening at once) waits its turn instead of
+        # timing out in the pool's queue, which would read as Redis being down and send
+        # every caller in the process to its fallback for the backoff window.
+        self._turns = asyncio.Semaphore(max(1, max_connections - 1))
         # socket_timeout=None: blocking reads outlast any fixed socket timeout, so calls are
         # bounded with asyncio.timeout instead. One retry reconnects a pooled connection a
         # Redis restart broke; more would stall callers during an outage. RESP2 keeps reply
         # shapes stable across redis-py versions and servers.
-        # A blocking pool: a burst of calls (thousands of streams opening at once) queues
-        # for a connection instead of failing with "too many connections".
+        # A blocking pool (waiting up to io_timeout): the listener reconnecting while every
+        # turn is taken may wait for a connection instead of failing.
         pool = BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
@@ -64,9 +72,8 @@ class Link:
         if self.closed or not self.outage.allows():
             return False  # closed, or inside the backoff after a failure: down for now
         try:
-            async with asyncio.timeout(self.io_timeout):
-                return bool(await self.client.ping())
-        except ERRORS:
+            return bool(await self._call(self.client.ping))
+        except (*ERRORS, Unavailable, Closed):
             return False
 
     def usable(self) -> bool:
@@ -85,16 +92,27 @@ class Link:
             return None
 
     async def read(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        if not self.usable():
-            raise Closed if self.closed else Unavailable
         try:
-            async with asyncio.timeout(self.io_timeout):
-                result = await call()
+            result = await self._call(call)
         except ERRORS as exc:
             self.outage.failed(what, exc)
             raise Unavailable from exc
         self.outage.succeeded()
         return result
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call` on its turn, bounded by io_timeout from then on; Closed or Unavailable
+        at once when the broker closed or Redis is in its backoff window, also after
+        waiting for the turn (another call may have failed meanwhile)."""
+        self._require_usable()
+        async with self._turns:
+            self._require_usable()
+            async with asyncio.timeout(self.io_timeout):
+                return await call()
+
+    def _require_usable(self) -> None:
+        if not self.usable():
+            raise Closed if self.closed else Unavailable
 
     async def pause(self, seconds: float) -> bool:
         """Sleep up to `seconds` (a failed call's caller, so it never spins); True if the
