@@ -1,16 +1,23 @@
-"""Check the model against reality: predict one profile's measured CPU from another's.
+"""Check the model against reality: predict measured CPU from profiles taken at other rates.
 
-For each request phase of the observed profile, the load it carried is an arrival rate
-(requests / wall seconds). The planner's CPU formula (`model.cpu_cores`) with the
-reference profile's per-request CPU and idle CPU per process predicts the cores the
-Garrison processes kept busy; multiplied by the phase's wall time that is CPU seconds,
-compared with what /proc measured for the observed phase.
+For each request phase of the observed profiles, the load it carried is an arrival rate
+(requests / wall seconds). The planner's CPU formula (`model.cpu_cores`) with the reference
+profiles' per-request CPU and idle CPU per process predicts the cores the Garrison
+processes kept busy; multiplied by the phase's wall time that is CPU seconds, compared with
+what /proc measured for the observed phase.
+
+Several profiles on each side are pooled: per-request CPU is the reference phases' CPU over
+their requests, and the observed phases of a kind add up. Profiles taken in turn (reference,
+observed, observed, reference) put both sides' centre in time at the same moment, so a
+window in which the machine runs slower shifts both sides instead of reading as a model
+error.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from garrison.planning import model
-from garrison.planning.profile import Profile
+from garrison.planning.profile import Phase, Profile
 
 _COMPARED = ("thread.create", "run.wait", "run.stream", "state.get")
 
@@ -18,7 +25,7 @@ _COMPARED = ("thread.create", "run.wait", "run.stream", "state.get")
 @dataclass(frozen=True, slots=True)
 class CpuCheck:
     kind: str
-    rate: float  # requests per second in the observed phase
+    rate: float  # requests per second in the observed phases
     predicted_cpu_seconds: float  # API + worker processes
     measured_cpu_seconds: float
 
@@ -30,26 +37,26 @@ class CpuCheck:
         return (self.predicted_cpu_seconds - self.measured_cpu_seconds) / self.measured_cpu_seconds
 
 
-def predict_cpu(reference: Profile, observed: Profile) -> list[CpuCheck]:
-    """One check per request phase of `observed`, plus a `total` row."""
-    costs = {
-        kind: cost.api_cpu_seconds + cost.worker_cpu_seconds
-        for kind, cost in reference.requests.items()
-    }
+def predict_cpu(references: Sequence[Profile], observed: Sequence[Profile]) -> list[CpuCheck]:
+    """One check per request kind measured on both sides, plus a `total` row."""
+    costs = _pooled_costs(references)
     # One API process, and one worker process on split (idle_worker_cores is per worker).
-    idle = reference.idle_api_cores + reference.idle_worker_cores
+    idle = sum(r.idle_api_cores + r.idle_worker_cores for r in references) / len(references)
     checks: list[CpuCheck] = []
-    for phase in observed.phases:
-        if phase.kind not in _COMPARED or phase.wall_seconds <= 0:
+    for kind in _COMPARED:
+        phases = [p for profile in observed for p in _measured(profile, kind)]
+        if kind not in costs or not phases:
             continue
-        rate = phase.requests / phase.wall_seconds
-        cores = model.cpu_cores({phase.kind: rate}, costs, idle)
+        predicted = sum(
+            model.cpu_cores({kind: p.requests / p.wall_seconds}, costs, idle) * p.wall_seconds
+            for p in phases
+        )
         checks.append(
             CpuCheck(
-                kind=phase.kind,
-                rate=rate,
-                predicted_cpu_seconds=cores * phase.wall_seconds,
-                measured_cpu_seconds=phase.api_cpu_seconds + phase.worker_cpu_seconds,
+                kind=kind,
+                rate=sum(p.requests for p in phases) / sum(p.wall_seconds for p in phases),
+                predicted_cpu_seconds=predicted,
+                measured_cpu_seconds=sum(p.api_cpu_seconds + p.worker_cpu_seconds for p in phases),
             )
         )
     if checks:
@@ -62,3 +69,18 @@ def predict_cpu(reference: Profile, observed: Profile) -> list[CpuCheck]:
             )
         )
     return checks
+
+
+def _measured(profile: Profile, kind: str) -> list[Phase]:
+    return [p for p in profile.phases if p.kind == kind and p.requests and p.wall_seconds > 0]
+
+
+def _pooled_costs(references: Sequence[Profile]) -> dict[str, float]:
+    """CPU seconds (API + worker) per request of each kind, over every reference phase."""
+    costs: dict[str, float] = {}
+    for kind in _COMPARED:
+        phases = [p for profile in references for p in _measured(profile, kind)]
+        if phases:
+            cpu = sum(p.api_cpu_seconds + p.worker_cpu_seconds for p in phases)
+            costs[kind] = cpu / sum(p.requests for p in phases)
+    return costs
